@@ -1,0 +1,74 @@
+"""The adapter protocol: the one seam between evalkit and a model.
+
+An adapter is built from ``AdapterOptions`` by a factory registered under the entry-point group
+``evalkit.adapters`` (``name = "package.module:factory"``). Its ``generate`` gets a batch of prompts with one
+seed per image and returns one PIL RGB image per prompt, in order. The same (prompt, seed, size, config) must give
+the same image: evalkit derives seeds per (prompt, sample) and relies on this to resume and reproduce runs.
+``config()`` is JSON-serialisable and goes into the run manifest, so it must name everything that changes images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    """What the CLI knows about the model to build; adapters read what they need and reject what is wrong."""
+
+    model_path: str | None = None
+    device: str = "cpu"
+    extra: dict[str, str] = field(default_factory=dict)  # `--opt key=value`, adapter-specific
+
+
+@dataclass(frozen=True)
+class GenerationBatch:
+    prompts: list[str]
+    seeds: list[int]
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if len(self.prompts) != len(self.seeds):
+            raise ValueError("one seed per prompt is required")
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+    default_size: tuple[int, int]  # (height, width) used when the user gives no --size
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the images, JSON-serialisable; stored in the manifest."""
+
+    def checkpoint_hash(self) -> str | None:
+        """A content hash of the weights (or None when there are none), stored in the manifest."""
+
+    def generate(self, batch: GenerationBatch) -> list[Image.Image]:
+        """One RGB image of size (batch.width, batch.height) per prompt, in order."""
+
+
+def pop_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:
+    """Read one `--opt` value with a clear error when it does not parse."""
+    from evalkit.errors import EvalkitError
+
+    if key not in options.extra:
+        return default
+    raw = options.extra[key]
+    try:
+        return convert(raw)
+    except (TypeError, ValueError):
+        raise EvalkitError(f"--opt {key}={raw!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
+
+
+def check_known_options(options: AdapterOptions, known: set[str], adapter: str) -> None:
+    from evalkit.errors import EvalkitError
+
+    unknown = sorted(set(options.extra) - known)
+    if unknown:
+        raise EvalkitError(
+            f"adapter {adapter!r} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(known)) or 'none'}"
+        )

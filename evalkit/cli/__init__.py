@@ -1,0 +1,51 @@
+"""The `evalkit` command. Each sub-command lives in its own module exposing ``register(subparsers)``.
+
+Handlers import heavy libraries (torch, pandas) lazily so that `evalkit --help` and bad-input errors are instant.
+A handler returns an exit code (or None for 0); an ``EvalkitError`` becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from evalkit import __version__
+from evalkit.errors import EvalkitError
+
+# Order is the order shown in `evalkit --help`.
+COMMAND_MODULES = [
+    "evalkit.cli.run_cmd",
+    "evalkit.cli.benchmarks_cmd",
+    "evalkit.cli.runs_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.handler(args)
+    except EvalkitError as error:
+        print(f"evalkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(code or 0)
+
+
+def run() -> None:  # console-script entry point
+    sys.exit(main())
