@@ -30,10 +30,14 @@ class GenerationBatch:
     seeds: list[int]
     height: int
     width: int
+    # (prompt_index, sample) of each image: lets adapters that look images up (folder, command) find them.
+    keys: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.prompts) != len(self.seeds):
             raise ValueError("one seed per prompt is required")
+        if self.keys is not None and len(self.keys) != len(self.prompts):
+            raise ValueError("one key per prompt is required")
 
 
 @runtime_checkable
