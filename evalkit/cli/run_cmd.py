@@ -1,0 +1,109 @@
+"""`evalkit run`: generate a benchmark's images with a model into a (resumable) run directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from evalkit.cli.args import key_value, non_negative_int, positive_int
+from evalkit.errors import EvalkitError
+
+DEFAULT_OUT = "runs"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`64` or `64x96` (height x width)."""
+    match = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip())
+    if not match or int(match.group(1)) == 0 or (match.group(2) and int(match.group(2)) == 0):
+        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH in pixels, got {text!r}")
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="generate images for a benchmark with a model")
+    parser.add_argument("--model", required=True, help="adapter name (imagen, diffusers, folder, command, ...)")
+    parser.add_argument("--model-path", help="checkpoint / pipeline directory / image folder / command, per adapter")
+    parser.add_argument("--benchmark", help="benchmark name (default: drawbench, or 'file' when --prompts is given)")
+    parser.add_argument("--prompts", help="prompt file (csv/tsv/jsonl/txt) or a local copy of the benchmark's file")
+    parser.add_argument("--images-per-prompt", type=positive_int, default=4)
+    parser.add_argument("--limit", type=positive_int, help="use a fixed pseudo-random subset of N prompts")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed; image seeds derive from it")
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--size", type=parse_size, help="image size SIZE or HxW (default: the model's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="adapter option (repeatable), e.g. --opt steps=25")
+    parser.add_argument("--out", default=os.environ.get("EVALKIT_RUNS", DEFAULT_OUT),
+                        help="root folder of run directories (default: ./runs or $EVALKIT_RUNS)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=handle)
+
+
+def check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise EvalkitError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EvalkitError(f"cannot create output directory {out}: {error.strerror or error}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise EvalkitError(f"output directory {out} is not writable")
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise EvalkitError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EvalkitError(f"--device {device}: no CUDA device is available here (use --device cpu)")
+    return device
+
+
+def handle(args) -> int:
+    from evalkit.adapters import AdapterOptions, available_adapters, create_adapter
+    from evalkit.benchmarks.registry import load_benchmark, select_subset
+    from evalkit.runs.pipeline import finish_run, generate_missing, prepare_run
+    from evalkit.runs.spec import RunSpec
+
+    if args.model not in available_adapters():
+        raise EvalkitError(f"unknown model {args.model!r}; known models: {', '.join(available_adapters())}")
+    benchmark_name = args.benchmark or ("file" if args.prompts else "drawbench")
+    benchmark = load_benchmark(benchmark_name, args.prompts)
+    rows = select_subset(benchmark.rows, args.limit)
+    out = Path(args.out)
+    check_writable(out)
+
+    options = AdapterOptions(model_path=args.model_path, device=resolve_device(args.device), extra=dict(args.opt))
+    adapter = create_adapter(args.model, options)
+    height, width = args.size or adapter.default_size
+    spec = RunSpec(
+        benchmark=benchmark.name,
+        benchmark_hash=benchmark.content_hash,
+        adapter=adapter.name,
+        adapter_config=adapter.config(),
+        checkpoint_hash=adapter.checkpoint_hash(),
+        images_per_prompt=args.images_per_prompt,
+        seed=args.seed,
+        height=height,
+        width=width,
+        prompt_indices=tuple(row.index for row in rows),
+    )
+    run, missing = prepare_run(out, spec, benchmark, adapter, rows)
+    total = run.manifest["n_images"]
+    if missing and len(missing) < total:
+        print(f"resuming {run.run_id}: {total - len(missing)} of {total} images already done", file=sys.stderr)
+    written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
+    finish_run(run)
+    print(f"{run.run_id}: {total} images ({written} new), {len(rows)} prompts x {args.images_per_prompt}", file=sys.stderr)
+    print(run.path)
+    return 0

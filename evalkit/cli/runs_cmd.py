@@ -1,0 +1,60 @@
+"""`evalkit runs list|show`: what runs exist and what each holds."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("runs", help="list runs or show one")
+    sub = parser.add_subparsers(dest="runs_command", metavar="ACTION")
+    sub.required = True
+    listing = sub.add_parser("list", help="the runs under --out")
+    listing.add_argument("--out", default=os.environ.get("EVALKIT_RUNS", "runs"), help="root folder of runs")
+    listing.set_defaults(handler=handle_list)
+    show = sub.add_parser("show", help="one run's manifest summary, categories and metrics")
+    show.add_argument("run", help="run directory")
+    show.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    show.set_defaults(handler=handle_show)
+
+
+def handle_list(args) -> int:
+    from evalkit.runs.store import list_runs
+
+    runs = list_runs(args.out)
+    if not runs:
+        print(f"no runs under {args.out}")
+        return 0
+    print(f"{'run':48s} {'benchmark':10s} {'model':10s} {'images':>13s}  status")
+    for run in runs:
+        m = run.manifest
+        done = len(run.completed_records())
+        print(f"{run.run_id:48s} {run.benchmark:10s} {m['adapter']['name']:10s} {done:6d}/{m['n_images']:<6d}  {m.get('status', '?')}")
+    return 0
+
+
+def handle_show(args) -> int:
+    from evalkit.runs.store import open_run
+
+    run = open_run(args.run)
+    m = run.manifest
+    if args.json:
+        print(json.dumps(m, indent=2, ensure_ascii=False))
+        return 0
+    done = len(run.completed_records())
+    print(f"run:        {run.run_id}  ({run.path})")
+    print(f"status:     {m.get('status')}  {done}/{m['n_images']} images")
+    print(f"benchmark:  {m['benchmark']['name']}  {m['benchmark']['prompts']} prompts  {m['benchmark']['content_hash'][:23]}")
+    print(f"model:      {m['adapter']['name']}  checkpoint {str(m['adapter'].get('checkpoint_hash'))[:23]}")
+    print(f"images:     {m['images_per_prompt']} per prompt, {m['width']}x{m['height']}, seed {m['seed']}")
+    print(f"created:    {m.get('created_at')}  git {str((m.get('git') or {}).get('commit'))[:12]}")
+    categories = m["benchmark"].get("categories") or {}
+    if len(categories) > 1:
+        print("categories:")
+        for category, count in categories.items():
+            print(f"  {category:20s} {count:5d} prompts")
+    metrics_file = run.path / "metrics.json"
+    if metrics_file.is_file():
+        print(f"metrics:    {metrics_file}")
+    return 0

@@ -1,0 +1,164 @@
+"""Benchmark rows -> per-image seeds -> adapter batches -> run directory.
+
+The run id is a hash of the spec, so rerunning the same command finds the same directory and generates only the
+images whose files are missing: that is both "reuse" and "resume after a crash".
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from evalkit import __version__, atomic
+from evalkit.adapters.base import Adapter, GenerationBatch
+from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
+from evalkit.errors import EvalkitError
+from evalkit.runs.spec import RunSpec, image_seed
+from evalkit.runs.store import IMAGES, ImageRecord, Run, image_file, is_run_dir, open_run
+
+
+def plan_records(rows: list[PromptRow], images_per_prompt: int, seed: int) -> list[ImageRecord]:
+    return [
+        ImageRecord(
+            prompt_index=row.index,
+            sample=sample,
+            seed=image_seed(seed, row.index, sample),
+            file=image_file(row.index, sample),
+            prompt=row.prompt,
+            category=row.category,
+            extra=row.extra,
+        )
+        for row in rows
+        for sample in range(images_per_prompt)
+    ]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _git_state() -> dict[str, Any]:
+    """The evalkit source commit, so a number can be traced back to the code that produced it."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def build_manifest(spec: RunSpec, benchmark: LoadedBenchmark, adapter: Adapter, n_prompts: int) -> dict[str, Any]:
+    rows_used = set(spec.prompt_indices)
+    categories: dict[str, int] = {}
+    for row in benchmark.rows:
+        if row.index in rows_used:
+            categories[row.category] = categories.get(row.category, 0) + 1
+    return {
+        "run_id": spec.run_id(),
+        "spec_fingerprint": spec.fingerprint(),
+        "benchmark": {
+            "name": benchmark.name,
+            "content_hash": benchmark.content_hash,
+            "source": benchmark.source,
+            "total_prompts": len(benchmark.rows),
+            "prompts": n_prompts,
+            "categories": dict(sorted(categories.items())),
+        },
+        "adapter": {"name": adapter.name, "config": spec.adapter_config, "checkpoint_hash": spec.checkpoint_hash},
+        "seed": spec.seed,
+        "images_per_prompt": spec.images_per_prompt,
+        "height": spec.height,
+        "width": spec.width,
+        "n_images": n_prompts * spec.images_per_prompt,
+        "versions": {
+            "evalkit": __version__,
+            "python": platform.python_version(),
+            "torch": _package_version("torch"),
+            "diffusers": _package_version("diffusers"),
+        },
+        "git": _git_state(),
+        "command": sys.argv,
+        "created_at": _now(),
+        "status": "running",
+    }
+
+
+def prepare_run(
+    out_root: Path, spec: RunSpec, benchmark: LoadedBenchmark, adapter: Adapter, rows: list[PromptRow]
+) -> tuple[Run, list[ImageRecord]]:
+    """Create the run directory, or reopen it when the same spec ran before; returns the run and its missing images."""
+    path = Path(out_root) / spec.run_id()
+    records = plan_records(rows, spec.images_per_prompt, spec.seed)
+    if is_run_dir(path):
+        run = open_run(path)
+        if run.manifest.get("spec_fingerprint") != spec.fingerprint():
+            raise EvalkitError(f"{path} holds a different run (spec mismatch); move it away or use another --out")
+        atomic.remove_stale_temps(path / IMAGES)
+        run.update_manifest(status="running", resumed_at=_now())
+    else:
+        run = Run.create(path, build_manifest(spec, benchmark, adapter, len(rows)), records)
+    missing = [record for record in records if not run.image_path(record).is_file()]
+    return run, missing
+
+
+def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> list:
+    if len(images) != len(batch.prompts):
+        raise EvalkitError(f"model {adapter.name!r} returned {len(images)} images for {len(batch.prompts)} prompts")
+    checked = []
+    for image in images:
+        if image.size != (batch.width, batch.height):
+            raise EvalkitError(
+                f"model {adapter.name!r} returned a {image.size[0]}x{image.size[1]} image, "
+                f"expected {batch.width}x{batch.height} (width x height)"
+            )
+        checked.append(image if image.mode == "RGB" else image.convert("RGB"))
+    return checked
+
+
+def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True) -> int:
+    """Generate and atomically save each missing image; returns how many were written."""
+    from tqdm import tqdm
+
+    total = run.manifest["n_images"]
+    height, width = run.manifest["height"], run.manifest["width"]
+    written = 0
+    with tqdm(total=total, initial=total - len(missing), unit="img", desc=run.run_id, disable=not progress,
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            batch = GenerationBatch(
+                prompts=[r.prompt for r in chunk],
+                seeds=[r.seed for r in chunk],
+                height=height,
+                width=width,
+                keys=tuple((r.prompt_index, r.sample) for r in chunk),
+            )
+            for record, image in zip(chunk, _checked_images(adapter, adapter.generate(batch), batch)):
+                run.save_image(record, image)
+                written += 1
+                bar.update(1)
+    return written
+
+
+def finish_run(run: Run) -> None:
+    done = len(run.completed_records())
+    status = "complete" if done == run.manifest["n_images"] else "incomplete"
+    run.update_manifest(status=status, completed_images=done, completed_at=_now())
