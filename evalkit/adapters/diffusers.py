@@ -1,0 +1,343 @@
+"""The ``diffusers`` adapter: any diffusers text-to-image pipeline saved in a local directory.
+
+    evalkit run drawbench --model diffusers --model-path ./stable-diffusion-v1-5 \\
+        --opt steps=50 --opt guidance_scale=7.5 --opt scheduler=ddim
+
+``--model-path`` is a directory written by ``pipeline.save_pretrained`` (or a downloaded Hub snapshot): it must
+hold ``model_index.json``. Nothing is downloaded; loading uses local files only. Options (``--opt key=value``):
+
+    steps            number of denoising steps (default: the pipeline's own default, 50 for Stable Diffusion)
+    guidance_scale   classifier-free guidance weight (default: the pipeline's own default, 7.5 for SD)
+    scheduler        swap the sampler for one compatible with the pipeline's own, by class name; case, "_",
+                     and the "Scheduler"/"Discrete" suffixes are optional: ddim, euler_ancestral, pndm,
+                     DPMSolverMultistepScheduler, ... (an unknown name lists the known ones)
+    negative_prompt  text used as the negative prompt for every image
+    dtype            float32 (default), float16 or bfloat16
+    variant          weight-file variant to load, e.g. fp16 for ``*.fp16.safetensors``
+
+Every image gets its own CPU ``torch.Generator`` seeded with its evalkit seed, so its starting noise (and the
+noise of ancestral samplers) depends only on its own seed: the same (prompt, seed) gives the same image whatever
+else is in the batch, and the same noise on CPU or GPU. The safety checker is never loaded: it replaces flagged
+images with black squares, which would silently corrupt FID and CLIP scores; evaluate what the model drew.
+
+``checkpoint_hash()`` is a SHA-256 over the directory's weight and config files (relative path + content), cached
+on disk by (path, size, mtime) under ``$EVALKIT_CACHE_DIR`` (default ``~/.cache/evalkit``) so multi-GB
+checkpoints are read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from evalkit import atomic
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option
+from evalkit.errors import EvalkitError
+
+OPTIONS = {"steps", "guidance_scale", "scheduler", "negative_prompt", "dtype", "variant"}
+DTYPES = ("float32", "float16", "bfloat16")
+# Files that determine the pipeline's behaviour; README, images and hidden dirs (.cache, .git) are ignored.
+HASHED_SUFFIXES = {".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx", ".gguf", ".json", ".txt",
+                   ".model"}
+HASH_CHUNK = 1 << 22  # 4 MiB reads keep memory flat on multi-GB weight files
+
+
+def _import_diffusers():
+    try:
+        import diffusers
+    except ImportError:
+        raise EvalkitError("the diffusers adapter needs the diffusers package: pip install 'evalkit[diffusers]'") from None
+    return diffusers
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise EvalkitError(f"{path} is unreadable or not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise EvalkitError(f"{path} is not a JSON object")
+    return data
+
+
+def _scheduler_key(name: str) -> str:
+    """'EulerAncestralDiscreteScheduler', 'euler_ancestral' and 'EulerAncestral' all name the same scheduler."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    for suffix in ("scheduler", "discrete"):
+        key = key.removesuffix(suffix)
+    return key
+
+
+def resolve_scheduler(name: str, current: str | None, diffusers) -> str:
+    """The class name of the scheduler the user asked for, among those compatible with the pipeline's own."""
+    if current is None:
+        raise EvalkitError("--opt scheduler: this pipeline has no scheduler to replace")
+    current_class = getattr(diffusers, current, None)
+    compatible = {current} | {c.__name__ for c in getattr(current_class, "_get_compatibles", lambda: [])()}
+    by_key = {_scheduler_key(c): c for c in compatible}
+    wanted = _scheduler_key(name)
+    if wanted not in by_key:
+        raise EvalkitError(f"unknown scheduler {name!r} for this pipeline; known schedulers: {', '.join(sorted(compatible))}")
+    return by_key[wanted]
+
+
+def _default_size(path: Path, index: dict[str, Any]) -> tuple[int, int]:
+    """The pipeline's native resolution: the denoiser's latent sample size times the VAE's downscale factor."""
+    latent = None
+    for denoiser in ("unet", "transformer", "prior"):
+        config_file = path / denoiser / "config.json"
+        if denoiser in index and config_file.is_file():
+            latent = _read_json(config_file).get("sample_size")
+            break
+    factor = 8
+    if (path / "vae" / "config.json").is_file():
+        blocks = _read_json(path / "vae" / "config.json").get("block_out_channels")
+        if isinstance(blocks, list) and blocks:
+            factor = 2 ** (len(blocks) - 1)
+    if isinstance(latent, int) and latent > 0:
+        return latent * factor, latent * factor
+    return 512, 512
+
+
+def _dtype_argument(diffusers) -> str:
+    """diffusers renamed from_pretrained's torch_dtype to dtype (the old name now warns); use what it has."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+@contextmanager
+def _quiet_loading():
+    """Silence the loaders' progress bars and advice (e.g. "install accelerate") while a pipeline loads:
+    they would interleave with evalkit's own progress bar. Errors still surface as exceptions."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _, _ in saved:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, verbosity, bars in saved:
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
+
+
+# -- checkpoint hashing -------------------------------------------------------------------------------------------
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("EVALKIT_CACHE_DIR") or Path.home() / ".cache" / "evalkit"
+    return Path(root) / "file_hashes.json"
+
+
+def _load_hash_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hashed_files(directory: Path) -> list[Path]:
+    """The files ``directory_hash`` covers, sorted, skipping hidden files and folders."""
+    found = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in HASHED_SUFFIXES:
+            found.append(path)
+    return found
+
+
+def directory_hash(directory: Path) -> str:
+    """SHA-256 over (relative path, file SHA-256) of every weight/config file; per-file hashes are cached on disk."""
+    cache = _load_hash_cache()
+    changed = False
+    combined = hashlib.sha256()
+    for path in hashed_files(directory):
+        stat = path.stat()
+        key = str(path.resolve())
+        entry = cache.get(key)
+        if not (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns):
+            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256_file(path)}
+            cache[key] = entry
+            changed = True
+        combined.update(f"{path.relative_to(directory).as_posix()}\0{entry['sha256']}\n".encode())
+    if changed:
+        try:
+            atomic.write_json(_cache_file(), cache)
+        except OSError:
+            pass  # an unwritable cache only costs time on the next run
+    return combined.hexdigest()
+
+
+# -- the adapter --------------------------------------------------------------------------------------------------
+
+
+class DiffusersAdapter:
+    name = "diffusers"
+
+    def __init__(self, options: AdapterOptions):
+        check_known_options(options, OPTIONS, self.name)
+        if not options.model_path:
+            raise EvalkitError("the diffusers adapter needs --model-path DIR (a saved diffusers pipeline directory)")
+        path = Path(options.model_path).expanduser()
+        if not path.is_dir():
+            raise EvalkitError(f"--model-path {options.model_path}: no such directory")
+        if not (path / "model_index.json").is_file():
+            raise EvalkitError(
+                f"{path} is not a diffusers pipeline (no model_index.json); save one with pipeline.save_pretrained(DIR)"
+            )
+        diffusers = _import_diffusers()
+        self.path = path.resolve()
+        self.device = options.device
+        index = _read_json(path / "model_index.json")
+        self.pipeline_class = str(index.get("_class_name", ""))
+        pipeline_type = getattr(diffusers, self.pipeline_class, None)
+        if pipeline_type is None:
+            raise EvalkitError(
+                f"{path}/model_index.json names pipeline {self.pipeline_class!r}, which diffusers "
+                f"{diffusers.__version__} does not have"
+            )
+        self._call_defaults = {
+            name: p.default for name, p in inspect.signature(pipeline_type.__call__).parameters.items()
+        }
+        needed = {"prompt", "height", "width", "generator"}
+        if not needed <= set(self._call_defaults) or "image" in self._call_defaults:
+            raise EvalkitError(f"{self.pipeline_class} is not a text-to-image pipeline (it must take a prompt and a size, and no input image)")
+
+        scheduler_entry = index.get("scheduler")
+        own_scheduler = scheduler_entry[1] if isinstance(scheduler_entry, list) and len(scheduler_entry) == 2 else None
+        requested = pop_option(options, "scheduler", None)
+        self.scheduler = resolve_scheduler(requested, own_scheduler, diffusers) if requested else own_scheduler
+        self._replace_scheduler = bool(requested) and self.scheduler != own_scheduler
+
+        self.steps = self._call_option(options, "steps", "num_inference_steps", int)
+        if self.steps is not None and self.steps <= 0:
+            raise EvalkitError(f"--opt steps must be a positive integer, got {self.steps}")
+        self.guidance_scale = self._call_option(options, "guidance_scale", "guidance_scale", float)
+        self.negative_prompt = self._call_option(options, "negative_prompt", "negative_prompt", str)
+        self.dtype = pop_option(options, "dtype", "float32")
+        if self.dtype not in DTYPES:
+            raise EvalkitError(f"--opt dtype={self.dtype!r} is not supported; use one of: {', '.join(DTYPES)}")
+        self.variant = pop_option(options, "variant", None)
+        self.has_safety_checker = "safety_checker" in index
+        self.default_size = _default_size(path, index)
+        self._pipeline = None
+        self._checkpoint_hash: str | None = None
+
+    def _call_option(self, options: AdapterOptions, key: str, argument: str, convert):
+        """An option that maps onto a pipeline call argument: rejected if the pipeline lacks that argument,
+        defaulting to the pipeline's own default so config() reports what is actually used."""
+        if argument not in self._call_defaults:
+            if key in options.extra:
+                raise EvalkitError(f"--opt {key}: {self.pipeline_class} has no {argument} argument")
+            return None
+        default = self._call_defaults[argument]
+        return pop_option(options, key, None if default is inspect.Parameter.empty else default, convert)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline_class,
+            "model_path": str(self.path),
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "negative_prompt": self.negative_prompt,
+            "dtype": self.dtype,
+            "variant": self.variant,
+            "safety_checker": "disabled",
+        }
+
+    def checkpoint_hash(self) -> str | None:
+        if self._checkpoint_hash is None:
+            self._checkpoint_hash = directory_hash(self.path)
+        return self._checkpoint_hash
+
+    def _load(self):
+        import torch
+
+        diffusers = _import_diffusers()
+        kwargs: dict[str, Any] = {_dtype_argument(diffusers): getattr(torch, self.dtype), "local_files_only": True}
+        if self.variant:
+            kwargs["variant"] = self.variant
+        if self.has_safety_checker:
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        try:
+            with _quiet_loading():
+                pipeline = getattr(diffusers, self.pipeline_class).from_pretrained(self.path, **kwargs)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise EvalkitError(f"cannot load the diffusers pipeline in {self.path}: {error}") from None
+        if self._replace_scheduler:
+            scheduler_type = getattr(diffusers, self.scheduler)
+            pipeline.scheduler = scheduler_type.from_config(pipeline.scheduler.config)
+        pipeline.set_progress_bar_config(disable=True)  # evalkit shows its own progress over batches
+        try:
+            pipeline.to(self.device)
+        except (RuntimeError, AssertionError, ValueError) as error:
+            raise EvalkitError(f"cannot move the pipeline to device {self.device!r}: {error}") from None
+        return pipeline
+
+    def generate(self, batch: GenerationBatch) -> list[Image.Image]:
+        import torch
+
+        if self._pipeline is None:
+            self._pipeline = self._load()
+        # CPU generators: the starting noise is then the same whatever the device.
+        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in batch.seeds]
+        kwargs: dict[str, Any] = {
+            "prompt": list(batch.prompts),
+            "height": batch.height,
+            "width": batch.width,
+            "generator": generators,
+            "output_type": "pil",
+        }
+        if self.steps is not None:
+            kwargs["num_inference_steps"] = self.steps
+        if self.guidance_scale is not None:
+            kwargs["guidance_scale"] = self.guidance_scale
+        if self.negative_prompt is not None:
+            kwargs["negative_prompt"] = [self.negative_prompt] * len(batch.prompts)
+        try:
+            with torch.inference_mode():
+                images = self._pipeline(**kwargs).images
+        except ValueError as error:  # diffusers validates sizes and prompts with ValueError
+            raise EvalkitError(f"{self.pipeline_class} rejected the request: {error}") from None
+        if len(images) != len(batch.prompts):
+            raise EvalkitError(f"{self.pipeline_class} returned {len(images)} images for {len(batch.prompts)} prompts")
+        result = []
+        for image in images:
+            if image.size != (batch.width, batch.height):
+                raise EvalkitError(
+                    f"{self.pipeline_class} made a {image.width}x{image.height} image when "
+                    f"{batch.width}x{batch.height} was asked for; choose a size the pipeline supports"
+                )
+            result.append(image.convert("RGB"))
+        return result
+
+
+def create(options: AdapterOptions) -> DiffusersAdapter:
+    return DiffusersAdapter(options)
