@@ -1,0 +1,129 @@
+"""The study database: one SQLite file in WAL mode, safe for many rater sessions writing at once.
+
+Why SQLite and these settings: WAL lets readers proceed while one writer commits; a generous busy timeout
+makes concurrent writers wait for the lock instead of failing; ``synchronous=FULL`` makes a committed vote
+survive a crash. Every write is one short ``BEGIN IMMEDIATE`` transaction, so writers queue, never deadlock.
+
+Integrity lives in the schema, not in the app: a vote is UNIQUE per (rater, trial, question) and inserted
+with ON CONFLICT DO NOTHING (a double submit or a refresh changes nothing), votes cannot be updated, and
+triggers freeze the study's definition (config, models, images, trials) as soon as one vote exists.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from evalkit.errors import EvalkitError
+
+BUSY_TIMEOUT_S = 30.0
+FROZEN_TABLES = ("meta", "models", "images", "trials", "trial_images")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    model_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, run_path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    image_id TEXT PRIMARY KEY,                      -- opaque random id: the only handle a page ever sees
+    model_id INTEGER REFERENCES models(model_id),   -- NULL for generated control images
+    path TEXT,                                      -- relative to the model's run directory
+    png BLOB,                                       -- control images (noise) live in the database
+    CHECK ((path IS NULL) != (png IS NULL)));
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('real', 'control')),
+    prompt_index INTEGER NOT NULL, prompt TEXT NOT NULL, category TEXT NOT NULL,
+    model_a INTEGER REFERENCES models(model_id), model_b INTEGER REFERENCES models(model_id),
+    control_kind TEXT,                              -- 'noise' or 'other-prompt' for controls
+    expected TEXT NOT NULL DEFAULT '{}');           -- JSON {question: 'A'|'B'} for controls
+CREATE TABLE IF NOT EXISTS trial_images (
+    trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
+    side TEXT NOT NULL CHECK (side IN ('A', 'B')), position INTEGER NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(image_id),
+    PRIMARY KEY (trial_id, side, position));
+CREATE TABLE IF NOT EXISTS raters (
+    rater_id TEXT PRIMARY KEY,
+    token_hash TEXT UNIQUE,                         -- sha256 of the invitation token; NULL for open sign-in
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
+CREATE TABLE IF NOT EXISTS assignments (
+    rater_id TEXT NOT NULL REFERENCES raters(rater_id),
+    trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
+    left_side TEXT NOT NULL CHECK (left_side IN ('A', 'B')),   -- which canonical side was shown on the left
+    shown_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (rater_id, trial_id));
+CREATE TABLE IF NOT EXISTS votes (
+    vote_id INTEGER PRIMARY KEY,
+    rater_id TEXT NOT NULL REFERENCES raters(rater_id),
+    trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
+    question TEXT NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('A', 'tie', 'B')),
+    left_side TEXT NOT NULL CHECK (left_side IN ('A', 'B')),
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (rater_id, trial_id, question));
+CREATE INDEX IF NOT EXISTS votes_by_trial ON votes (trial_id);
+CREATE TRIGGER IF NOT EXISTS votes_are_final BEFORE UPDATE ON votes
+BEGIN SELECT RAISE(ABORT, 'votes cannot be changed'); END;
+"""
+
+
+def _freeze_triggers() -> str:
+    statements = []
+    for table in FROZEN_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS frozen_{table}_{event.lower()} BEFORE {event} ON {table} "
+                f"WHEN EXISTS (SELECT 1 FROM votes) "
+                f"BEGIN SELECT RAISE(ABORT, 'study is frozen: votes exist'); END;"
+            )
+    return "\n".join(statements)
+
+
+def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
+    """Open the study database in autocommit mode (transactions are explicit, see ``write``)."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise EvalkitError(f"study database {path} does not exist (create it with `evalkit study create`)")
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if create:
+            conn.executescript(SCHEMA + _freeze_triggers())
+        elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes'").fetchone() is None:
+            conn.close()
+            raise EvalkitError(f"{path} is not an evalkit study database")
+    except sqlite3.DatabaseError as error:
+        raise EvalkitError(f"cannot open study database {path}: {error}") from None
+    if mode.lower() != "wal":
+        conn.close()
+        raise EvalkitError(f"{path}: SQLite refused WAL mode (is it on a network file system?)")
+    return conn
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction; takes the write lock up front so two writers never deadlock on an upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def read_config(conn: sqlite3.Connection) -> dict[str, Any]:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    if row is None:
+        raise EvalkitError("the study database has no study in it (create it with `evalkit study create`)")
+    return json.loads(row["value"])
+
+
+def vote_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
