@@ -26,5 +26,8 @@ def create_adapter(name: str, options: AdapterOptions) -> Adapter:
     if name not in found:
         known = ", ".join(sorted(found)) or "none (is evalkit installed with `pip install -e .`?)"
         raise EvalkitError(f"unknown model {name!r}; known models: {known}")
-    factory = found[name].load()
+    try:
+        factory = found[name].load()
+    except ImportError as error:
+        raise EvalkitError(f"model {name!r} cannot be loaded: {error} (is its package installed?)") from None
     return factory(options)

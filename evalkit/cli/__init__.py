@@ -18,13 +18,21 @@ COMMAND_MODULES = [
     "evalkit.cli.run_cmd",
     "evalkit.cli.benchmarks_cmd",
     "evalkit.cli.runs_cmd",
+    "evalkit.cli.study_cmd",
 ]
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line (plus a pointer to --help) instead of argparse's usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evalkit", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="evalkit", description="Evaluate text-to-image models the way the Imagen paper did.")
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     subparsers.required = True
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
