@@ -21,8 +21,8 @@ else is in the batch, and the same noise on CPU or GPU. The safety checker is ne
 images with black squares, which would silently corrupt FID and CLIP scores; evaluate what the model drew.
 
 ``checkpoint_hash()`` is a SHA-256 over the directory's weight and config files (relative path + content), cached
-on disk by (path, size, mtime) under ``$EVALKIT_CACHE_DIR`` (default ``~/.cache/evalkit``) so multi-GB
-checkpoints are read once.
+on disk by (path, size, mtime) in ``$EVALKIT_CACHE_DIR/file_hashes.json`` (default ``$XDG_CACHE_HOME/evalkit`` or
+``~/.cache/evalkit``) so multi-GB checkpoints are read once.
 """
 
 from __future__ import annotations
@@ -140,8 +140,10 @@ def _quiet_loading():
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("EVALKIT_CACHE_DIR") or Path.home() / ".cache" / "evalkit"
-    return Path(root) / "file_hashes.json"
+    if os.environ.get("EVALKIT_CACHE_DIR"):
+        return Path(os.environ["EVALKIT_CACHE_DIR"]) / "file_hashes.json"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "evalkit" / "file_hashes.json"
 
 
 def _load_hash_cache() -> dict[str, Any]:
