@@ -26,7 +26,7 @@ def make_run(root: Path, run_id: str, prompts: int = 6, samples: int = 4, colour
                 "adapter": {"name": "fake", "config": {}, "checkpoint_hash": None}}
     run = Run.create(path, manifest, records)
     for record in records:
-        shade = (colour[0], colour[1], (colour[2] + 20 * record.sample) % 256)
+        shade = (colour[0], (colour[1] + 25 * record.prompt_index) % 256, (colour[2] + 20 * record.sample) % 256)
         run.save_image(record, Image.new("RGB", (size, size), shade))
     return path
 
