@@ -54,22 +54,23 @@ def make_tiny_pipeline(directory: str | Path, seed: int = 0) -> Path:
         sample_size=32,  # x2 VAE downscale: the pipeline's default size is 64x64
         in_channels=4,
         out_channels=4,
-        block_out_channels=(32, 64),
+        block_out_channels=(16, 32),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32,
         attention_head_dim=8,
-        norm_num_groups=32,
+        norm_num_groups=8,
     )
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        block_out_channels=(32, 64),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
         latent_channels=4,
-        norm_num_groups=32,
+        norm_num_groups=8,
         sample_size=64,
     )
     scheduler = DDIMScheduler(
