@@ -1,0 +1,109 @@
+"""`evalkit train imagen`: train one stage of the built-in Imagen cascade (see evalkit/imagen/train.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from evalkit.cli.args import key_value, positive_float, positive_int
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a built-in model", description=__doc__)
+    models = parser.add_subparsers(dest="model", metavar="MODEL")
+    models.required = True
+    p = models.add_parser("imagen", help="one stage of the built-in Imagen cascade (32 -> 64 -> 128)",
+                          description="Train one stage; rerunning the same command resumes from <out>/train/<stage>/state.pt.")
+    p.add_argument("--stage", choices=["base", "sr1", "sr2"], required=True)
+    p.add_argument("--data", default="toyworld",
+                   help="'toyworld' (procedural, endless) or a folder of images each with a same-stem .txt caption")
+    p.add_argument("--out", default="imagen-checkpoint", help="checkpoint folder (stages are added to it)")
+    p.add_argument("--steps", type=positive_int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=2e-4)
+    p.add_argument("--optimizer", choices=["adamw", "adafactor"], default="adamw")
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--cond-drop", type=float, default=0.1, help="fraction trained without text (for guidance)")
+    p.add_argument("--aug-max", type=float, default=0.5, help="SR stages: max noise-augmentation level in training")
+    p.add_argument("--min-snr-gamma", type=float, default=5.0, help="min-SNR loss weighting; 0 turns it off")
+    p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
+    p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
+    p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
+    p.add_argument("--clip-arch", default="ViT-B-32")
+    p.add_argument("--max-tokens", type=positive_int, default=32)
+    p.add_argument("--model-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="override a U-Net setting, value as JSON (e.g. dim=64, channel_mults=[1,2,4])")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=positive_int, default=500)
+    p.add_argument("--log-every", type=positive_int, default=10)
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
+    p.add_argument("--max-minutes", type=positive_float, default=None, help="stop and save after this much time")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="base stage: toy-world accuracy on held-out prompts at every N-th checkpoint step (0 = off)")
+    p.add_argument("--eval-prompts", type=positive_int, default=200)
+    p.set_defaults(handler=run_train)
+
+
+def _model_overrides(pairs) -> dict:
+    from evalkit.errors import EvalkitError
+
+    out = {}
+    for key, raw in pairs:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise EvalkitError(f"--model-opt {key}={raw!r}: the value must be JSON (e.g. 64 or [1,2,4])") from None
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from evalkit.imagen.train import TrainConfig, Trainer
+
+    encoder = {"kind": args.text_encoder, "max_tokens": args.max_tokens}
+    if args.text_encoder == "clip":
+        encoder["arch"] = args.clip_arch
+    config = TrainConfig(
+        stage=args.stage, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
+        cond_drop=args.cond_drop, aug_max=args.aug_max, schedule=args.schedule,
+        min_snr_gamma=args.min_snr_gamma or None, text_encoder=encoder, text_encoder_path=args.text_encoder_path,
+        model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
+        log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
+    )
+    trainer = Trainer(config)
+    hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None
+    result = trainer.run(on_checkpoint=hook)
+    print(json.dumps({"stage": args.stage, "out": args.out, **result}))
+    return 0
+
+
+def _eval_hook(args):
+    """Append held-out toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy.csv."""
+
+    def hook(trainer) -> None:
+        from evalkit.imagen.cascade import ImagenCascade
+        from evalkit.imagen.toy_eval import accuracy_with_baseline
+
+        if trainer.step % args.eval_every and trainer.step != trainer.config.steps:
+            return
+        stage = trainer.stage()
+        cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
+        acc = accuracy_with_baseline(cascade, args.eval_prompts)
+        stage.model.train(False)
+        path = trainer.train_dir / "accuracy.csv"
+        new = not path.is_file()
+        with open(path, "a", encoding="utf-8") as handle:
+            if new:
+                handle.write("step,mode,colour,count,position,shape,binding,all\n")
+            for mode, values in acc.items():
+                handle.write(f"{trainer.step},{mode}," + ",".join(f"{values[q]:.4f}" for q in
+                             ("colour", "count", "position", "shape", "binding", "all")) + "\n")
+        print(f"step {trainer.step}: " + "; ".join(f"{m} colour {v['colour']:.2f} count {v['count']:.2f} "
+                                                    f"position {v['position']:.2f}" for m, v in acc.items()), flush=True)
+
+    return hook

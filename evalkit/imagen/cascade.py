@@ -1,0 +1,181 @@
+"""The cascade: base -> SR -> SR, each stage with its own sampler settings, and its on-disk format.
+
+A checkpoint is a folder holding, per stage (`base`, then optionally `sr1`, then `sr2`):
+  <stage>.json         {"format": "evalkit-imagen-stage", "version": 1, "stage", "model" (U-Net config),
+                        "schedule", "sampling" (default SamplerConfig), "text_encoder" (spec), "training"}
+  <stage>.safetensors  the (EMA) weights, stored as float16 to keep the shipped checkpoint small.
+Stages are trained independently, so each writes only its own two files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from evalkit import atomic
+from evalkit.errors import EvalkitError
+from evalkit.imagen.diffusion import Schedule
+from evalkit.imagen.efficient_unet import build_model
+from evalkit.imagen.sampling import SamplerConfig, sample
+from evalkit.imagen.text_encoders import FrozenTextEncoder, load_text_encoder
+
+FORMAT, VERSION = "evalkit-imagen-stage", 1
+STAGE_NAMES = ("base", "sr1", "sr2")
+
+
+@dataclass
+class Stage:
+    name: str
+    model: torch.nn.Module
+    model_config: dict
+    schedule: Schedule
+    sampling: SamplerConfig
+    text_encoder: dict
+    training: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model_config["image_size"])
+
+    @property
+    def is_super_resolution(self) -> bool:
+        return self.model_config["type"] == "efficient_unet"
+
+    def metadata(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "stage": self.name, "model": self.model_config,
+                "schedule": self.schedule.name, "sampling": self.sampling.to_dict(),
+                "text_encoder": self.text_encoder, "training": self.training}
+
+    def save(self, folder: Path, state_dict: dict | None = None) -> None:
+        from safetensors.torch import save
+
+        state = state_dict if state_dict is not None else self.model.state_dict()
+        tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
+        folder = Path(folder)
+        atomic.write_bytes(folder / f"{self.name}.safetensors", save(tensors, metadata={"format": FORMAT}))
+        atomic.write_json(folder / f"{self.name}.json", self.metadata())
+
+    @classmethod
+    def load(cls, folder: Path, name: str, device: str = "cpu") -> "Stage":
+        from safetensors.torch import load
+
+        meta_path, weights_path = Path(folder) / f"{name}.json", Path(folder) / f"{name}.safetensors"
+        for path in (meta_path, weights_path):
+            if not path.is_file():
+                raise EvalkitError(f"not an Imagen checkpoint: {path} is missing")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise EvalkitError(f"corrupt Imagen checkpoint: {meta_path} is not valid JSON") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise EvalkitError(f"not an Imagen checkpoint: {meta_path} has no format {FORMAT!r}")
+        if meta.get("version") != VERSION:
+            raise EvalkitError(f"{meta_path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION})")
+        try:
+            model = build_model(meta["model"])
+            schedule = Schedule(meta.get("schedule", "cosine"))
+            sampling = SamplerConfig(**meta.get("sampling", {})).validate()
+        except (KeyError, TypeError, ValueError) as error:
+            raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {error}") from None
+        try:
+            tensors = load(weights_path.read_bytes())
+        except Exception as error:  # safetensors raises its own error types for truncated/garbled files
+            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({error})") from None
+        try:
+            model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise EvalkitError(f"{weights_path} does not match its config {meta_path.name}: {first}") from None
+        model = model.to(device).eval().requires_grad_(False)
+        return cls(name, model, meta["model"], schedule, sampling, meta.get("text_encoder", {}), meta.get("training", {}))
+
+
+def stage_seed(seed: int, stage_index: int) -> int:
+    """Distinct generator seed per (image seed, stage): an injective map, so no two stages share noise."""
+    return (int(seed) * len(STAGE_NAMES) + stage_index) % (2**63)
+
+
+class ImagenCascade:
+    def __init__(self, stages: list[Stage], text_encoder: FrozenTextEncoder | None = None, device: str = "cpu"):
+        if not stages or stages[0].is_super_resolution:
+            raise EvalkitError("an Imagen cascade starts with a base stage")
+        for prev, stage in zip(stages, stages[1:]):
+            if not stage.is_super_resolution or int(stage.model_config["lowres_size"]) != prev.image_size:
+                raise EvalkitError(f"stage {stage.name} does not upsample the {prev.image_size}px output of {prev.name}")
+            if stage.text_encoder != stages[0].text_encoder:
+                raise EvalkitError(f"stage {stage.name} was trained with another text encoder than {stages[0].name}")
+        self.stages = stages
+        self.device = device
+        self._text_encoder = text_encoder
+        self.text_encoder_path: str | None = None
+
+    @property
+    def text_encoder(self) -> FrozenTextEncoder:
+        if self._text_encoder is None:
+            self._text_encoder = load_text_encoder(self.stages[0].text_encoder, self.device, self.text_encoder_path)
+        return self._text_encoder
+
+    @property
+    def image_size(self) -> int:
+        return self.stages[-1].image_size
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu", num_stages: int | None = None,
+                        text_encoder: FrozenTextEncoder | None = None) -> "ImagenCascade":
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise EvalkitError(f"Imagen checkpoint folder {folder} does not exist")
+        names = [STAGE_NAMES[0]]
+        for name in STAGE_NAMES[1:]:
+            if (folder / f"{name}.json").exists():
+                names.append(name)
+            else:
+                break
+        if num_stages is not None:
+            if not 1 <= num_stages <= len(names):
+                raise EvalkitError(f"{folder} has {len(names)} stage(s); cannot use {num_stages}")
+            names = names[:num_stages]
+        return cls([Stage.load(folder, name, device) for name in names], text_encoder, device)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        for stage in self.stages:
+            stage.save(Path(folder))
+
+    def checkpoint_hash(self) -> str:
+        digest = hashlib.sha256()
+        for stage in self.stages:
+            digest.update(json.dumps(stage.metadata(), sort_keys=True).encode())
+            for key, value in sorted(stage.model.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(value.detach().to("cpu", torch.float16).numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int], sampling: dict[str, SamplerConfig] | None = None,
+                 progress=None) -> torch.Tensor:
+        """Images in [-1, 1], [B, 3, S, S] at the last stage's size. `sampling` overrides stages' defaults by name."""
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt")
+        text = self.text_encoder.encode(prompts).to(self.device)
+        image = None
+        for index, stage in enumerate(self.stages):
+            config = (sampling or {}).get(stage.name, stage.sampling)
+            generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
+            image = sample(stage.model, stage.schedule, text.tokens, text.mask, generators, stage.image_size,
+                           config, lowres=image, progress=progress)
+        return image
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    array = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(a), mode="RGB") for a in array]
+
+
+def with_overrides(config: SamplerConfig, **changes) -> SamplerConfig:
+    return replace(config, **{k: v for k, v in changes.items() if v is not None}).validate()

@@ -1,0 +1,71 @@
+"""Continuous-time Gaussian diffusion (variance preserving): schedules, the training loss and noise augmentation.
+
+x_t = alpha(t) * x_0 + sigma(t) * eps with alpha^2 + sigma^2 = 1 and t in [0, 1]. Schedules are written as
+log-SNR(t) = log(alpha^2 / sigma^2), clipped to [-20, 20] so that t = 0 and t = 1 stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_SNR_MIN, LOG_SNR_MAX = -20.0, 20.0
+
+
+class Schedule:
+    """A noise schedule by name: "cosine" (Nichol & Dhariwal, Imagen's choice) or "linear" (DDPM's betas, continuous)."""
+
+    def __init__(self, name: str = "cosine"):
+        if name not in ("cosine", "linear"):
+            raise ValueError(f"unknown noise schedule {name!r} (cosine or linear)")
+        self.name = name
+
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.float()
+        if self.name == "cosine":
+            s = 0.008
+            # alpha_bar = cos^2(((t + s)/(1 + s)) pi/2), normalised so alpha_bar(0) = 1  ->  log SNR = -log(tan^2(...))
+            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(s / (1 + s) * math.pi / 2) ** 2
+            f = f.clamp(1e-9, 1 - 1e-9)
+            out = torch.log(f) - torch.log1p(-f)
+        else:
+            beta0, beta1 = 0.1, 20.0  # 1000-step DDPM betas 1e-4..0.02 in continuous time
+            log_alpha_bar = -(beta0 * t + 0.5 * (beta1 - beta0) * t**2)
+            out = log_alpha_bar - torch.log(-torch.expm1(log_alpha_bar).clamp_min(1e-9))
+        return out.clamp(LOG_SNR_MIN, LOG_SNR_MAX)
+
+    def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_snr = self.log_snr(t)
+        return torch.sigmoid(log_snr).sqrt(), torch.sigmoid(-log_snr).sqrt()
+
+
+def broadcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+
+
+def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    alpha, sigma = schedule.alpha_sigma(t)
+    return broadcast(alpha, x0) * x0 + broadcast(sigma, x0) * noise
+
+
+def augment_lowres(schedule: Schedule, lowres: torch.Tensor, aug_level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Noise conditioning augmentation (paper Sec. 2.5): corrupt the low-res input with the forward process at `aug_level`."""
+    return q_sample(schedule, lowres, aug_level, noise)
+
+
+def diffusion_loss(model, schedule: Schedule, x0, tokens, mask, lowres=None, aug_level=None,
+                   min_snr_gamma: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Epsilon-prediction MSE at t ~ U(0, 1); optional min-SNR-gamma weighting (Hang et al. 2023)."""
+    batch = x0.shape[0]
+    t = torch.rand(batch, device=x0.device, generator=generator)
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
+    x_t = q_sample(schedule, x0, t, noise)
+    pred = model(x_t, t, tokens, mask, lowres, aug_level)
+    per_sample = F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))
+    if min_snr_gamma:
+        # For eps-prediction the min-SNR weight min(SNR, gamma) / SNR caps the easy, low-noise steps.
+        snr = schedule.log_snr(t).exp()
+        per_sample = per_sample * torch.clamp(min_snr_gamma / snr, max=1.0)
+    return per_sample.mean()

@@ -1,0 +1,34 @@
+"""Default U-Net sizes for the CPU cascade 32 -> 64 -> 128 (chosen so all three fit 25 MB as float16)."""
+
+from __future__ import annotations
+
+from evalkit.imagen.efficient_unet import EfficientUNetConfig
+from evalkit.imagen.sampling import SamplerConfig
+from evalkit.imagen.unet import UNetConfig
+
+STAGE_SIZES = {"base": (32, None), "sr1": (64, 32), "sr2": (128, 64)}
+
+
+def model_config(stage: str, text_dim: int, **overrides) -> dict:
+    size, lowres = STAGE_SIZES[stage]
+    if stage == "base":
+        config = UNetConfig(image_size=size, dim=48, channel_mults=(1, 2, 2), num_res_blocks=2, attn_levels=(1, 2),
+                            text_dim=text_dim, cond_dim=256)
+    elif stage == "sr1":
+        config = EfficientUNetConfig(image_size=size, lowres_size=lowres, dim=32, channel_mults=(1, 2, 3),
+                                     num_res_blocks=(1, 2, 2), attn_levels=(2,), text_dim=text_dim, cond_dim=128)
+    else:
+        config = EfficientUNetConfig(image_size=size, lowres_size=lowres, dim=16, channel_mults=(1, 2, 4, 4),
+                                     num_res_blocks=(1, 1, 2, 2), attn_levels=(3,), text_dim=text_dim, cond_dim=64)
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise ValueError(f"unknown model setting {key!r} for stage {stage}")
+        setattr(config, key, value)
+    return config.to_dict()
+
+
+def default_sampling(stage: str) -> SamplerConfig:
+    if stage == "base":
+        return SamplerConfig(sampler="dpm++2m", steps=20, guidance=4.0, threshold="dynamic")
+    # Light SR: few steps and a little noise augmentation at sampling, as the paper does for its SR stages.
+    return SamplerConfig(sampler="dpm++2m", steps=8, guidance=2.0, threshold="dynamic", aug_level=0.1)

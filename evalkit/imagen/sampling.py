@@ -1,0 +1,123 @@
+"""Samplers for one cascade stage: ancestral (DDPM), DDIM (eta = 0) and DPM-Solver++(2M), with batched
+classifier-free guidance and x0 thresholding at every step.
+
+All three walk a time grid 1 = t_0 > t_1 > ... > t_N = 0 of the continuous schedule. Each image has its own
+torch.Generator for its initial and per-step noise, so an image depends only on its seed, never on its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from evalkit.imagen.diffusion import Schedule, augment_lowres
+from evalkit.imagen.thresholding import apply_threshold
+
+SAMPLERS = ("ddpm", "ddim", "dpm++2m")
+
+
+@dataclass
+class SamplerConfig:
+    sampler: str = "dpm++2m"
+    steps: int = 20
+    guidance: float = 3.0  # w; 1 = purely conditional, 0 = unconditional
+    threshold: str = "dynamic"  # none | static | dynamic
+    percentile: float = 0.995
+    aug_level: float = 0.0  # SR stages: noise-augmentation level of the low-res input at sampling
+
+    def validate(self) -> "SamplerConfig":
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r} (choose {', '.join(SAMPLERS)})")
+        if self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if self.threshold not in ("none", "static", "dynamic"):
+            raise ValueError(f"unknown thresholding {self.threshold!r} (none, static or dynamic)")
+        if not 0.0 <= self.aug_level < 1.0:
+            raise ValueError("aug_level must be in [0, 1)")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def null_condition(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 'empty' conditioning the model was trained on when conditioning was dropped: zeroed tokens, no mask."""
+    return torch.zeros_like(tokens), torch.zeros_like(mask)
+
+
+def guided_eps(model, x, t, tokens, mask, guidance: float, lowres=None, aug_level=None) -> torch.Tensor:
+    """eps = w * eps(c) + (1 - w) * eps(empty), with cond and uncond in one batched forward pass."""
+    batch = x.shape[0]
+    t_b = t.expand(batch) if t.ndim == 0 or t.shape[0] == 1 else t
+    if guidance == 1.0:  # exactly the conditional prediction; skip the unconditional half
+        return model(x, t_b, tokens, mask, lowres, aug_level)
+    null_tokens, null_mask = null_condition(tokens, mask)
+    double = lambda a: None if a is None else torch.cat([a, a])  # noqa: E731
+    eps = model(double(x), double(t_b), torch.cat([tokens, null_tokens]), torch.cat([mask, null_mask]),
+                double(lowres), double(aug_level))
+    cond, uncond = eps[:batch], eps[batch:]
+    return guidance * cond + (1.0 - guidance) * uncond
+
+
+def time_grid(steps: int, device=None) -> torch.Tensor:
+    return torch.linspace(1.0, 0.0, steps + 1, device=device)
+
+
+def per_image_noise(shape, generators: list[torch.Generator], device, dtype=torch.float32) -> torch.Tensor:
+    return torch.stack([torch.randn(shape, generator=g, dtype=dtype).to(device) for g in generators])
+
+
+@torch.no_grad()
+def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Generator], image_size: int,
+           config: SamplerConfig, lowres=None, times: torch.Tensor | None = None, progress=None) -> torch.Tensor:
+    """Draw one image per generator; returns x0 in [-1, 1] (clipped), shape [B, 3, H, W]."""
+    config.validate()
+    device = tokens.device
+    batch = len(generators)
+    x = per_image_noise((3, image_size, image_size), generators, device)
+    aug = None
+    if lowres is not None:
+        # Noise conditioning augmentation at sampling: corrupt the low-res input to the chosen level, feed the level.
+        aug = torch.full((batch,), config.aug_level, device=device)
+        if config.aug_level > 0:
+            noise = per_image_noise(lowres.shape[1:], generators, device, lowres.dtype)
+            lowres = augment_lowres(schedule, lowres, aug, noise)
+    times = time_grid(config.steps, device) if times is None else times.to(device)
+    prev_x0, prev_h = None, None
+    for i in range(len(times) - 1):
+        s, t = times[i], times[i + 1]
+        alpha_s, sigma_s = schedule.alpha_sigma(s)
+        alpha_t, sigma_t = schedule.alpha_sigma(t)
+        eps = guided_eps(model, x, s.reshape(1), tokens, mask, config.guidance, lowres, aug)
+        x0 = apply_threshold((x - sigma_s * eps) / alpha_s, config.threshold, config.percentile)
+        last = i == len(times) - 2 or float(sigma_t) < 1e-6
+        if config.sampler == "ddim":
+            eps_hat = (x - alpha_s * x0) / sigma_s  # re-derived so the step is consistent with the clipped x0
+            x = alpha_t * x0 + sigma_t * eps_hat
+        elif config.sampler == "ddpm":
+            # Posterior q(x_t | x_s, x0) of the forward process between s > t.
+            alpha_ts = alpha_s / alpha_t
+            sigma_ts2 = sigma_s**2 - alpha_ts**2 * sigma_t**2
+            mean = (alpha_ts * sigma_t**2 / sigma_s**2) * x + (alpha_t * sigma_ts2 / sigma_s**2) * x0
+            x = mean
+            if not last:
+                std = (sigma_ts2 * sigma_t**2 / sigma_s**2).clamp_min(0).sqrt()
+                x = x + std * per_image_noise(x.shape[1:], generators, device, x.dtype)
+        else:  # DPM-Solver++(2M), data prediction, first order at the first and the last step
+            lambda_s = torch.log(alpha_s / sigma_s)
+            if last:
+                x = x0
+            else:
+                lambda_t = torch.log(alpha_t / sigma_t)
+                h = lambda_t - lambda_s
+                d = x0
+                if prev_x0 is not None:
+                    r = prev_h / h
+                    d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * prev_x0
+                x = (sigma_t / sigma_s) * x - alpha_t * torch.expm1(-h) * d
+                prev_h = h
+            prev_x0 = x0
+        if progress is not None:
+            progress.update(1)
+    return x.clamp(-1.0, 1.0)

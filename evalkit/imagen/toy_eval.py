@@ -1,0 +1,41 @@
+"""Toy-world accuracy of (part of) a cascade on held-out prompts: colour, count and position, as judged by
+`evalkit.toyworld.analyzer`, beside an unconditional baseline (guidance 0: the same model without its text)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from evalkit.imagen.cascade import ImagenCascade, to_pil
+
+QUESTIONS = ("colour", "count", "position", "shape", "binding", "all")
+
+
+def toy_accuracy(cascade: ImagenCascade, n_prompts: int = 200, guidance: float | None = None, seed: int = 0,
+                 batch_size: int = 100) -> dict[str, float]:
+    """Fraction of held-out prompts whose image answers each question right (questions a prompt does not ask skipped)."""
+    from evalkit.toyworld.analyzer import score
+    from evalkit.toyworld.data import heldout_prompts
+
+    prompts = heldout_prompts(n_prompts)
+    sampling = {s.name: (replace(s.sampling, guidance=guidance) if guidance is not None else s.sampling)
+                for s in cascade.stages}
+    hits = {q: [] for q in QUESTIONS}
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        images = cascade.generate([p["prompt"] for p in chunk], [seed + start + i for i in range(len(chunk))], sampling)
+        for image, prompt in zip(to_pil(images), chunk):
+            result = score(image, prompt["spec"])
+            for q in QUESTIONS:
+                if result.get(q) is not None:
+                    hits[q].append(bool(result[q]))
+    out = {q: (sum(v) / len(v) if v else float("nan")) for q, v in hits.items()}
+    out.update({f"n_{q}": len(v) for q, v in hits.items()})
+    return out
+
+
+def accuracy_with_baseline(cascade: ImagenCascade, n_prompts: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:
+    with torch.no_grad():
+        return {"guided": toy_accuracy(cascade, n_prompts, None, seed),
+                "unconditional": toy_accuracy(cascade, n_prompts, 0.0, seed)}

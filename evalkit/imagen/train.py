@@ -1,0 +1,227 @@
+"""Training one cascade stage: AdamW or Adafactor, warmup + cosine decay, EMA, gradient clipping,
+conditioning dropout for classifier-free guidance, atomic checkpoints with resume, tqdm and a CSV loss log.
+
+Output folder layout (a cascade checkpoint folder, see cascade.py):
+  <out>/<stage>.json, <out>/<stage>.safetensors     EMA weights, what sampling loads
+  <out>/train/<stage>/state.pt                         full training state for --resume
+  <out>/train/<stage>/loss.csv                         step, loss, lr, seconds
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from evalkit import atomic
+from evalkit.errors import EvalkitError
+from evalkit.imagen.cascade import STAGE_NAMES, Stage
+from evalkit.imagen.data import StageBatches, collate
+from evalkit.imagen.diffusion import Schedule, augment_lowres, diffusion_loss
+from evalkit.imagen.efficient_unet import build_model
+from evalkit.imagen.presets import STAGE_SIZES, default_sampling, model_config
+from evalkit.imagen.text_encoders import load_text_encoder
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "base"
+    data: str = "toyworld"
+    out: str = "imagen-checkpoint"
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    optimizer: str = "adamw"  # adamw | adafactor
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    cond_drop: float = 0.1  # fraction of samples trained unconditionally (for guidance)
+    aug_max: float = 0.5  # SR stages: augmentation level ~ U(0, aug_max) during training
+    schedule: str = "cosine"
+    min_snr_gamma: float | None = 5.0
+    text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
+    text_encoder_path: str | None = None
+    model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
+    device: str = "auto"
+    seed: int = 0
+    save_every: int = 500
+    log_every: int = 10
+    workers: int = 0
+    resume: bool = True
+    mixed_precision: bool = True  # bf16 autocast on CUDA only
+    max_minutes: float | None = None  # stop (and save) after this much wall time
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise EvalkitError(f"--device {name!r}: choose auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EvalkitError("--device cuda: no CUDA device is available")
+    return name
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+    if config.optimizer == "adafactor":
+        return torch.optim.Adafactor(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise EvalkitError(f"--optimizer {config.optimizer!r}: choose adamw or adafactor")
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    decay = min(decay, (1 + step) / (10 + step))  # short warm-up so early EMA is not dominated by the init
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+
+
+def drop_condition(tokens, mask, rate: float, generator: torch.Generator):
+    """Zero the text of a random `rate` fraction of the batch (what sampling's unconditional branch sees)."""
+    keep = torch.rand(tokens.shape[0], generator=generator) >= rate
+    keep = keep.to(tokens.device)
+    return tokens * keep[:, None, None], mask & keep[:, None]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig):
+        if config.stage not in STAGE_NAMES:
+            raise EvalkitError(f"--stage {config.stage!r}: choose {', '.join(STAGE_NAMES)}")
+        self.config = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.text_encoder = load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
+        self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim)
+        try:
+            self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
+        except ValueError as error:
+            raise EvalkitError(str(error)) from None
+        self.model = build_model(self.model_config).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.schedule = Schedule(config.schedule)
+        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(config.seed + 1)
+        self.out = Path(config.out)
+        self.train_dir = self.out / "train" / config.stage
+        self.state_path = self.train_dir / "state.pt"
+        self.log_path = self.train_dir / "loss.csv"
+        if config.resume and self.state_path.is_file():
+            self._load_state()
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        try:
+            state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+            self.step = int(state["step"])
+        except (RuntimeError, KeyError, EOFError, ValueError) as error:
+            raise EvalkitError(f"cannot resume from {self.state_path}: {str(error).splitlines()[0]}") from None
+
+    def save(self) -> None:
+        buffer = io.BytesIO()
+        torch.save({"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "generator": self.generator.get_state(), "step": self.step, "config": asdict(self.config)}, buffer)
+        atomic.write_bytes(self.state_path, buffer.getvalue())
+        self.stage().save(self.out)
+
+    def stage(self) -> Stage:
+        """The EMA model as a cascade stage (what gets saved for sampling)."""
+        training = {"steps": self.step, "batch_size": self.config.batch_size, "lr": self.config.lr,
+                    "optimizer": self.config.optimizer, "ema_decay": self.config.ema_decay, "data": self.config.data,
+                    "cond_drop": self.config.cond_drop, "aug_max": self.config.aug_max,
+                    "min_snr_gamma": self.config.min_snr_gamma, "seed": self.config.seed}
+        return Stage(self.config.stage, self.ema, self.model_config, self.schedule, default_sampling(self.config.stage),
+                     self.text_spec, training)
+
+    # --- the loop ----------------------------------------------------------------------------------------
+    def train_step(self, images, lowres, captions) -> float:
+        config = self.config
+        text = self.text_encoder.encode(captions).to(self.device)
+        tokens, mask = drop_condition(text.tokens, text.mask, config.cond_drop, self.generator)
+        images = images.to(self.device, non_blocking=True)
+        aug = None
+        if lowres is not None:
+            lowres = lowres.to(self.device, non_blocking=True)
+            aug = torch.rand(images.shape[0], generator=self.generator).to(self.device) * config.aug_max
+            noise = torch.randn(lowres.shape, generator=self.generator).to(self.device)
+            lowres = augment_lowres(self.schedule, lowres, aug, noise)
+        self.model.train()
+        use_amp = config.mixed_precision and self.device.startswith("cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        update_ema(self.ema, self.model, config.ema_decay, self.step)
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self, on_checkpoint=None) -> dict:
+        """Train until `steps` (or `max_minutes`); `on_checkpoint(trainer)` runs after each save."""
+        config = self.config
+        size, lowres_size = STAGE_SIZES[config.stage]
+        size = int(self.model_config["image_size"])
+        lowres_size = self.model_config.get("lowres_size")
+        dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed)
+        sampler = range(self.step, config.steps)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=collate,
+                                             num_workers=config.workers, pin_memory=self.device.startswith("cuda"),
+                                             persistent_workers=False, prefetch_factor=4 if config.workers else None)
+        start, losses, first_loss = time.time(), [], None
+        log_exists = self.log_path.is_file()
+        self.train_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a", encoding="utf-8")
+        if not log_exists:
+            log.write("step,loss,lr,seconds\n")
+        bar = tqdm(total=config.steps, initial=self.step, desc=f"train {config.stage}", unit="step")
+        try:
+            for images, lowres, captions in loader:
+                loss = self.train_step(images, lowres, captions)
+                first_loss = loss if first_loss is None else first_loss
+                losses.append(loss)
+                bar.update(1)
+                if self.step % config.log_every == 0:
+                    mean = sum(losses[-config.log_every:]) / len(losses[-config.log_every:])
+                    log.write(f"{self.step},{mean:.5f},{self.scheduler.get_last_lr()[0]:.3e},{time.time() - start:.1f}\n")
+                    log.flush()
+                    bar.set_postfix(loss=f"{mean:.4f}")
+                out_of_time = config.max_minutes is not None and time.time() - start > 60 * config.max_minutes
+                if self.step % config.save_every == 0 or self.step == config.steps or out_of_time:
+                    self.save()
+                    if on_checkpoint is not None:
+                        on_checkpoint(self)
+                if out_of_time:
+                    break
+        finally:
+            bar.close()
+            log.close()
+        if self.step and (not (self.out / f"{config.stage}.json").is_file() or self.step % config.save_every):
+            self.save()
+        return {"step": self.step, "seconds": time.time() - start, "first_loss": first_loss,
+                "last_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None}

@@ -1,0 +1,96 @@
+"""The base U-Net (paper App. F.1, scaled down): BigGAN residual blocks, text in the embedding and attention."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evalkit.imagen.layers import ResBlock, ScalarEmbedding, TextAttention, TextConditioner, group_norm
+
+
+@dataclass
+class UNetConfig:
+    image_size: int = 32
+    dim: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 3)
+    num_res_blocks: int = 2
+    attn_levels: tuple[int, ...] = (1, 2)  # levels (0 = full resolution) with text-conditioned self-attention
+    text_dim: int = 384
+    cond_dim: int = 256
+    heads: int = 4
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"type": "unet", **asdict(self)}
+
+
+class UNet(nn.Module):
+    """eps(x_t, t, text) for the base stage; `lowres`/`aug_level` are accepted for a uniform interface only."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        dim, emb_dim = config.dim, config.dim * 4
+        self.time_emb = ScalarEmbedding(dim, emb_dim)
+        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads)
+        self.stem = nn.Conv2d(3, dim, 3, padding=1)
+
+        def attention(ch: int, level: int) -> nn.Module:
+            if level in config.attn_levels:
+                return TextAttention(ch, config.cond_dim, config.heads, self_attention=True)
+            return nn.Identity()
+
+        self.down = nn.ModuleList()
+        skips, ch = [dim], dim
+        levels = len(config.channel_mults)
+        for level, mult in enumerate(config.channel_mults):
+            out_ch = dim * mult
+            for _ in range(config.num_res_blocks):
+                self.down.append(nn.ModuleList([ResBlock(ch, out_ch, emb_dim, config.dropout), attention(out_ch, level)]))
+                ch = out_ch
+                skips.append(ch)
+            if level < levels - 1:
+                self.down.append(nn.ModuleList([ResBlock(ch, ch, emb_dim, config.dropout, "down"), nn.Identity()]))
+                skips.append(ch)
+        self.mid = nn.ModuleList([
+            ResBlock(ch, ch, emb_dim, config.dropout),
+            TextAttention(ch, config.cond_dim, config.heads, self_attention=True),
+            ResBlock(ch, ch, emb_dim, config.dropout),
+        ])
+        self.up = nn.ModuleList()
+        for level in reversed(range(levels)):
+            out_ch = dim * config.channel_mults[level]
+            for _ in range(config.num_res_blocks + 1):
+                self.up.append(nn.ModuleList([ResBlock(ch + skips.pop(), out_ch, emb_dim, config.dropout), attention(out_ch, level)]))
+                ch = out_ch
+            if level > 0:
+                self.up.append(nn.ModuleList([ResBlock(ch, ch, emb_dim, config.dropout, "up"), nn.Identity()]))
+        self.head = nn.Sequential(group_norm(ch), nn.SiLU(), nn.Conv2d(ch, 3, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    @staticmethod
+    def _run_block(block: nn.ModuleList, h, emb, context, context_mask):
+        res, attn = block
+        h = res(h, emb)
+        return attn(h, context, context_mask) if isinstance(attn, TextAttention) else h
+
+    def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
+        context, context_mask, pooled = self.text(tokens, mask)
+        emb = self.time_emb(t) + pooled
+        h = self.stem(x)
+        hs = [h]
+        for block in self.down:
+            h = self._run_block(block, h, emb, context, context_mask)
+            hs.append(h)
+        h = self.mid[0](h, emb)
+        h = self.mid[1](h, context, context_mask)
+        h = self.mid[2](h, emb)
+        for block in self.up:
+            if block[0].resample != "up":
+                h = torch.cat([h, hs.pop()], dim=1)
+            h = self._run_block(block, h, emb, context, context_mask)
+        return self.head(h)
