@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "evalkit.cli.run_cmd",
     "evalkit.cli.benchmarks_cmd",
     "evalkit.cli.runs_cmd",
+    "evalkit.cli.train_cmd",
     "evalkit.cli.study_cmd",
 ]
 
