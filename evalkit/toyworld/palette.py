@@ -22,8 +22,8 @@ BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 
 # Size name -> object extent (bounding-box side) as a fraction of the image side. The 3x3 layout grid has cells of
-# 1/3; the large size leaves a gap between objects in neighbouring cells so they never touch.
-SIZES: dict[str, float] = {"small": 0.2, "large": 0.28}
+# 1/3; large objects in neighbouring cells keep a gap of >= 1.4 px at 32x32 (jitter included), so they never touch.
+SIZES: dict[str, float] = {"small": 0.2, "large": 0.26}
 
 GRID = 3  # objects are placed in the cells of a GRID x GRID layout
 

@@ -1,7 +1,7 @@
 """Deterministic, alias-free rendering of toy scenes with numpy.
 
-A pixel belongs to an object when its centre lies inside the object's shape, so every pixel is exactly the
-background or one palette colour: the ground truth the analyzer must read back perfectly.
+Each object gets a whole-pixel bounding box; a pixel belongs to the object when its centre lies inside the shape,
+so every pixel is exactly the background or one palette colour: the ground truth the analyzer must read back.
 """
 
 from __future__ import annotations
@@ -37,14 +37,20 @@ def render_array(scene: Scene, size: int) -> np.ndarray:
     image = np.empty((size, size, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     for obj in scene.objects:
-        half = SIZES[obj.size] * size / 2.0
-        cx, cy = obj.position[0] * size, obj.position[1] * size
-        x0, x1 = max(int(np.floor(cx - half)), 0), min(int(np.ceil(cx + half)) + 1, size)
-        y0, y1 = max(int(np.floor(cy - half)), 0), min(int(np.ceil(cy + half)) + 1, size)
-        u = (np.arange(x0, x1) + 0.5 - cx) / half
-        v = (np.arange(y0, y1) + 0.5 - cy) / half
+        # Whole-pixel extent and box: the same shape looks the same wherever it is (no sub-pixel asymmetry).
+        extent = max(int(round(SIZES[obj.size] * size)), 3)
+        x0 = int(round(obj.position[0] * size - extent / 2))
+        y0 = int(round(obj.position[1] * size - extent / 2))
+        half = extent / 2.0
+        u = (np.arange(extent) + 0.5 - half) / half
+        v = (np.arange(extent) + 0.5 - half) / half
         mask = shape_mask(obj.shape, u[None, :], v[:, None])
-        image[y0:y1, x0:x1][mask] = COLOURS[obj.colour]
+        # clip the box to the image (objects near an edge never leave it in practice, but be safe)
+        cy0, cx0 = max(y0, 0), max(x0, 0)
+        cy1, cx1 = min(y0 + extent, size), min(x0 + extent, size)
+        if cy1 > cy0 and cx1 > cx0:
+            window = mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+            image[cy0:cy1, cx0:cx1][window] = COLOURS[obj.colour]
     return image
 
 

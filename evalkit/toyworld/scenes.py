@@ -121,8 +121,8 @@ ALL_CELLS: tuple[tuple[int, int], ...] = tuple((r, c) for r in range(GRID) for c
 
 
 def _place(draw: _Draw, shape: str, colour: str, size: str, cell: tuple[int, int]) -> ObjectSpec:
-    """An object centred in its cell, jittered by at most 60% of the slack so neighbours never touch."""
-    slack = (1.0 / GRID - SIZES[size]) / 2 * 0.6
+    """An object centred in its cell, jittered by at most 40% of the slack so neighbours never touch."""
+    slack = (1.0 / GRID - SIZES[size]) / 2 * 0.4
     row, col = cell
     x = (col + 0.5) / GRID + draw.uniform(-slack, slack)
     y = (row + 0.5) / GRID + draw.uniform(-slack, slack)
