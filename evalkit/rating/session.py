@@ -99,26 +99,31 @@ def next_trial(conn: sqlite3.Connection, rater_id: str) -> TrialView | None:
     new one this rater has never seen, preferring trials with the fewest raters. None when the rater is done."""
     config = db.read_config(conn)
     n_questions = len(config["questions"])
-    with db.write(conn):
-        if conn.execute("SELECT 1 FROM raters WHERE rater_id = ?", (rater_id,)).fetchone() is None:
-            raise EvalkitError(f"unknown rater {rater_id!r}")
-        trial_id = _pending_trial(conn, rater_id, n_questions)
-        if trial_id is None:
-            done, total = progress(conn, rater_id)
-            if done >= total:
-                return None
-            candidates = conn.execute(
-                "SELECT t.trial_id, (SELECT COUNT(*) FROM assignments x WHERE x.trial_id = t.trial_id) AS seen"
-                " FROM trials t WHERE t.trial_id NOT IN (SELECT trial_id FROM assignments WHERE rater_id = ?)",
-                (rater_id,),
-            ).fetchall()
-            if not candidates:
-                return None
-            trial_id = min(candidates, key=lambda r: (r["seen"], _order_key(rater_id, r["trial_id"])))["trial_id"]
-            conn.execute(
-                "INSERT INTO assignments (rater_id, trial_id, left_side) VALUES (?, ?, ?)",
-                (rater_id, trial_id, secrets.choice("AB")),
-            )
+    if conn.execute("SELECT 1 FROM raters WHERE rater_id = ?", (rater_id,)).fetchone() is None:
+        raise EvalkitError(f"unknown rater {rater_id!r}")
+    trial_id = _pending_trial(conn, rater_id, n_questions)  # read-only: most page loads take no write lock
+    if trial_id is None:
+        with db.write(conn):
+            # re-check under the lock: another tab of the same rater may have just been given a trial
+            trial_id = _pending_trial(conn, rater_id, n_questions)
+            if trial_id is None:
+                done, total = progress(conn, rater_id)
+                if done >= total:
+                    return None
+                candidates = conn.execute(
+                    "SELECT t.trial_id, COUNT(x.rater_id) AS seen FROM trials t"
+                    " LEFT JOIN assignments x ON x.trial_id = t.trial_id"
+                    " WHERE t.trial_id NOT IN (SELECT trial_id FROM assignments WHERE rater_id = ?)"
+                    " GROUP BY t.trial_id",
+                    (rater_id,),
+                ).fetchall()
+                if not candidates:
+                    return None
+                trial_id = min(candidates, key=lambda r: (r["seen"], _order_key(rater_id, r["trial_id"])))["trial_id"]
+                conn.execute(
+                    "INSERT INTO assignments (rater_id, trial_id, left_side) VALUES (?, ?, ?)",
+                    (rater_id, trial_id, secrets.choice("AB")),
+                )
     return _view(conn, rater_id, trial_id)
 
 
