@@ -8,7 +8,8 @@ Categories (DrawBench-like, each checkable by the analyzer):
   Binding     two objects differing in colour, shape and size; the caption binds each attribute to its object.
 
 Splits: "train" never draws a colour x shape combination from ``palette.HELDOUT_COMBOS``; "heldout" puts one
-in every scene (as the first object / first group), so held-out prompts test unseen compositions.
+in every scene (as the first object / first group), so held-out prompts test unseen compositions; "any" draws
+every combination (for chance baselines).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ CATEGORIES: tuple[str, ...] = ("Colors", "Counting", "Positional", "Binding")
 CATEGORY_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)
 RELATIONS: tuple[str, ...] = ("left_of", "right_of", "above", "below")
 REGIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
-SPLITS: tuple[str, ...] = ("train", "heldout")
+SPLITS: tuple[str, ...] = ("train", "heldout", "any")
 
 _TRAIN_COMBOS = tuple((c, s) for c in COLOUR_NAMES for s in SHAPES if (c, s) not in HELDOUT_COMBOS)
 _HELDOUT_COMBOS = tuple(sorted(HELDOUT_COMBOS))
+_ALL_COMBOS = tuple((c, s) for c in COLOUR_NAMES for s in SHAPES)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,10 @@ def _place(draw: _Draw, shape: str, colour: str, size: str, cell: tuple[int, int
 
 def _combo(draw: _Draw, split: str, first: bool, avoid: set[tuple[str, str]] | None = None) -> tuple[str, str]:
     """A (colour, shape); the first object of a held-out scene is a held-out combo, all train objects are not."""
-    pool = _HELDOUT_COMBOS if (split == "heldout" and first) else _TRAIN_COMBOS
+    if split == "any":
+        pool = _ALL_COMBOS
+    else:
+        pool = _HELDOUT_COMBOS if (split == "heldout" and first) else _TRAIN_COMBOS
     if avoid:
         pool = tuple(p for p in pool if p not in avoid) or pool
     return draw.choice(pool)
