@@ -1,0 +1,167 @@
+"""The network weights the metrics need: a registry, a lookup order, and verified downloads.
+
+Lookup order for a weights file: an explicit path (``--weights``) > ``$EVALKIT_WEIGHTS_DIR/<file>`` >
+the user cache (``$XDG_CACHE_HOME/evalkit/weights`` or ``~/.cache/evalkit/weights``) > download (only when
+allowed; the sha256 is verified before the file is moved into place atomically).
+An explicit path is used as given (its hash is recorded, not enforced) so that tests and custom networks work;
+files found in the weights dir or cache must match the registry hash, because a wrong file there is a mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    url: str
+    sha256: str
+    file_name: str
+    size_bytes: int | None
+    description: str
+
+
+# The hashes are the ones published by the projects: torch-fidelity/pytorch-fid release the same Inception file
+# (its torch-hub name carries the hash prefix 6726825d); OpenAI's CLIP URLs carry the file's full sha256.
+REGISTRY: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in [
+        WeightSpec(
+            name="inception-2015-12-05",
+            url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+            "weights-inception-2015-12-05-6726825d.pth",
+            sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+            file_name="weights-inception-2015-12-05-6726825d.pth",
+            size_bytes=95_628_359,
+            description="Inception-v3 FID network (TF 2015-12-05 weights, as torch-fidelity/torchmetrics/pytorch-fid)",
+        ),
+        WeightSpec(
+            name="clip-ViT-B-32-openai",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+            sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+            file_name="clip-ViT-B-32-openai.pt",
+            size_bytes=None,
+            description="OpenAI CLIP ViT-B/32 (open_clip ViT-B-32, pretrained=openai)",
+        ),
+        WeightSpec(
+            name="clip-ViT-L-14-openai",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+            sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+            file_name="clip-ViT-L-14-openai.pt",
+            size_bytes=None,
+            description="OpenAI CLIP ViT-L/14 (open_clip ViT-L-14, pretrained=openai)",
+        ),
+    ]
+}
+
+INCEPTION = "inception-2015-12-05"
+
+
+def clip_weights_name(model: str, pretrained: str) -> str:
+    return f"clip-{model}-{pretrained}"
+
+
+def spec(name: str) -> WeightSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise EvalkitError(f"unknown weights {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def weights_dir() -> Path | None:
+    value = os.environ.get("EVALKIT_WEIGHTS_DIR")
+    return Path(value) if value else None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "evalkit" / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_hash(path: Path, weight: WeightSpec) -> None:
+    actual = sha256_file(path)
+    if actual != weight.sha256:
+        raise EvalkitError(
+            f"{path} has sha256 {actual[:12]}..., expected {weight.sha256[:12]}... for {weight.name}; "
+            f"delete it and run `evalkit weights fetch {weight.name}`"
+        )
+
+
+def candidates(name: str) -> list[Path]:
+    """Where a registry file is looked for, in order (excluding an explicit path)."""
+    weight = spec(name)
+    found = []
+    if weights_dir() is not None:
+        found.append(weights_dir() / weight.file_name)
+    found.append(cache_dir() / weight.file_name)
+    return found
+
+
+def resolve(name: str, explicit: str | Path | None = None, download: bool = False) -> Path:
+    """The local file for weights ``name``; raise a one-line EvalkitError saying where to put it if absent."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise EvalkitError(f"weights file {path} does not exist")
+        return path
+    weight = spec(name)
+    for path in candidates(name):
+        if path.is_file():
+            _check_hash(path, weight)
+            return path
+    if download:
+        return fetch(name)
+    places = " or ".join(str(p) for p in candidates(name))
+    raise EvalkitError(
+        f"weights {name} not found: download {weight.url} to {places} "
+        f"(or run `evalkit weights fetch {name}`, or pass --weights FILE)"
+    )
+
+
+def fetch(name: str) -> Path:
+    """Download weights into the first writable location, verifying the sha256 before it appears there."""
+    weight = spec(name)
+    target = candidates(name)[0]
+    if target.is_file():
+        _check_hash(target, weight)
+        return target
+    if os.environ.get("EVALKIT_OFFLINE"):
+        raise EvalkitError(f"offline (EVALKIT_OFFLINE is set): put {weight.url} at {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(weight.url, timeout=60) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != weight.sha256:
+            raise EvalkitError(f"download of {weight.url} has the wrong sha256 ({digest.hexdigest()[:12]}...); not kept")
+        os.replace(tmp, target)
+    except OSError as error:
+        raise EvalkitError(
+            f"cannot download {weight.name} ({error}); offline? put {weight.url} at {target}"
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
