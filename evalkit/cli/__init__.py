@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "evalkit.cli.runs_cmd",
     "evalkit.cli.train_cmd",
     "evalkit.cli.study_cmd",
+    "evalkit.cli.metrics_cmd",
+    "evalkit.cli.weights_cmd",
 ]
 
 
