@@ -45,8 +45,9 @@ from evalkit.errors import EvalkitError
 OPTIONS = {"steps", "guidance_scale", "scheduler", "negative_prompt", "dtype", "variant"}
 DTYPES = ("float32", "float16", "bfloat16")
 # Files that determine the pipeline's behaviour; README, images and hidden dirs (.cache, .git) are ignored.
-HASHED_SUFFIXES = {".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx", ".gguf", ".json", ".txt",
-                   ".model"}
+HASHED_SUFFIXES = {
+    ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx", ".gguf", ".json", ".txt", ".model"
+}
 HASH_CHUNK = 1 << 22  # 4 MiB reads keep memory flat on multi-GB weight files
 
 
@@ -54,7 +55,9 @@ def _import_diffusers():
     try:
         import diffusers
     except ImportError:
-        raise EvalkitError("the diffusers adapter needs the diffusers package: pip install 'evalkit[diffusers]'") from None
+        raise EvalkitError(
+            "the diffusers adapter needs the diffusers package: pip install 'evalkit[diffusers]'"
+        ) from None
     return diffusers
 
 
@@ -85,7 +88,8 @@ def resolve_scheduler(name: str, current: str | None, diffusers) -> str:
     by_key = {_scheduler_key(c): c for c in compatible}
     wanted = _scheduler_key(name)
     if wanted not in by_key:
-        raise EvalkitError(f"unknown scheduler {name!r} for this pipeline; known schedulers: {', '.join(sorted(compatible))}")
+        known = ", ".join(sorted(compatible))
+        raise EvalkitError(f"unknown scheduler {name!r} for this pipeline; known schedulers: {known}")
     return by_key[wanted]
 
 
@@ -123,7 +127,8 @@ def _quiet_loading():
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    libraries = (diffusers_logging, transformers_logging)
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
     for lib, _, _ in saved:
         lib.set_verbosity_error()
         lib.disable_progress_bar()
@@ -183,7 +188,8 @@ def directory_hash(directory: Path) -> str:
         stat = path.stat()
         key = str(path.resolve())
         entry = cache.get(key)
-        if not (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns):
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        if not (isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == stamp):
             entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256_file(path)}
             cache[key] = entry
             changed = True
@@ -229,7 +235,10 @@ class DiffusersAdapter:
         }
         needed = {"prompt", "height", "width", "generator"}
         if not needed <= set(self._call_defaults) or "image" in self._call_defaults:
-            raise EvalkitError(f"{self.pipeline_class} is not a text-to-image pipeline (it must take a prompt and a size, and no input image)")
+            raise EvalkitError(
+                f"{self.pipeline_class} is not a text-to-image pipeline (it must take a prompt and a size, "
+                "and no input image)"
+            )
 
         scheduler_entry = index.get("scheduler")
         own_scheduler = scheduler_entry[1] if isinstance(scheduler_entry, list) and len(scheduler_entry) == 2 else None
@@ -334,8 +343,8 @@ class DiffusersAdapter:
         for image in images:
             if image.size != (batch.width, batch.height):
                 raise EvalkitError(
-                    f"{self.pipeline_class} made a {image.width}x{image.height} image when "
-                    f"{batch.width}x{batch.height} was asked for; choose a size the pipeline supports"
+                    f"{self.pipeline_class} made a {image.height}x{image.width} (height x width) image when "
+                    f"{batch.height}x{batch.width} was asked for; choose a --size the pipeline supports"
                 )
             result.append(image.convert("RGB"))
         return result
