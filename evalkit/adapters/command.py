@@ -7,7 +7,7 @@ The command comes from ``--model-path`` or ``--opt cmd=...`` (not both). It is s
 (``shlex``) and started directly, without a shell, in evalkit's working directory with evalkit's environment.
 It is started once per batch:
 
-1. evalkit writes one JSON object to the command's stdin, then closes stdin::
+1. evalkit writes one JSON object (UTF-8) to the command's stdin, then closes stdin::
 
        {"prompts": ["a red cube", ...],      # the batch, in order
         "seeds": [1234, ...],                # one 31-bit seed per image
@@ -28,7 +28,7 @@ A nonzero exit status, a timeout (``--opt timeout=SECONDS`` per batch, default 3
 process group is killed), or a missing, unreadable or wrong-size image stops the run with an error that quotes
 the last lines of the command's stderr. ``config()`` records the command and its options, so changing either
 makes a new run; ``checkpoint_hash()`` is None because evalkit cannot see the command's weights: pass a
-checkpoint name or version as an ``--opt`` so it is recorded.
+checkpoint name or version as an ``--opt`` so it is recorded. Without ``--size`` images are 256x256.
 """
 
 from __future__ import annotations
