@@ -3,7 +3,8 @@
 Pipeline, robust to the noise of generated samples:
   1. snap every pixel to a palette colour, or to "nothing" when it is mostly background or far from every
      colour (noise, off-palette blends), see ``snap``;
-  2. per colour, 8-connected components with holes filled; components smaller than MIN_AREA of the image drop out;
+  2. per colour, 8-connected components with holes filled; components under MIN_AREA of the image (specks) or over
+     MAX_AREA (a coloured background) drop out;
   3. per component: colour, centroid, size (the extent its area implies for its shape) and shape (the shape template,
      stretched over the component's bounding box, with the best intersection-over-union).
 Works at any resolution: every threshold is relative to the image side.
@@ -31,6 +32,7 @@ _BACKGROUND = np.array(BACKGROUND, dtype=np.float32)
 _DIRECTIONS = _PALETTE[:-1] - _BACKGROUND  # (C, 3): from the background to each object colour
 _DIRECTION_NORMS2 = (_DIRECTIONS * _DIRECTIONS).sum(1)[None, :]
 MIN_AREA = 0.004  # fraction of the image; a small triangle covers about 0.02
+MAX_AREA = 0.2  # a large square covers 0.068; anything far bigger is a coloured background, not an object
 # Sizes are told apart by the extent a component's area implies for its shape, sqrt(area / fill): blur and noise
 # nibble corners and tips off a bounding box, but change the area much less.
 SIZE_THRESHOLD = (SIZES["small"] * SIZES["large"]) ** 0.5
@@ -108,7 +110,7 @@ def analyze(image: Image.Image | np.ndarray) -> list[DetectedObject]:
     labels = snap(image)
     height, width = labels.shape
     side = float(max(height, width))
-    min_pixels = MIN_AREA * height * width
+    min_pixels, max_pixels = MIN_AREA * height * width, MAX_AREA * height * width
     found: list[DetectedObject] = []
     for index, colour in enumerate(COLOUR_NAMES, start=1):
         colour_mask = labels == index
@@ -118,7 +120,7 @@ def analyze(image: Image.Image | np.ndarray) -> list[DetectedObject]:
         for component_id, (slice_y, slice_x) in enumerate(ndimage.find_objects(components), start=1):
             mask = ndimage.binary_fill_holes(components[slice_y, slice_x] == component_id)
             area = int(mask.sum())
-            if area < min_pixels:
+            if area < min_pixels or area > max_pixels:
                 continue
             rows, cols = np.nonzero(mask)
             shape, iou = classify_shape(mask)
