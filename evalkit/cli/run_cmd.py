@@ -102,8 +102,10 @@ def handle(args) -> int:
     total = run.manifest["n_images"]
     if missing and len(missing) < total:
         print(f"resuming {run.run_id}: {total - len(missing)} of {total} images already done", file=sys.stderr)
-    written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
-    finish_run(run)
+    try:
+        written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
+    finally:
+        finish_run(run)  # records 'complete' or 'incomplete' even when the model fails or Ctrl-C stops it
     print(f"{run.run_id}: {total} images ({written} new), {len(rows)} prompts x {args.images_per_prompt}", file=sys.stderr)
     print(run.path)
     return 0
