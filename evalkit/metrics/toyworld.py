@@ -58,8 +58,12 @@ def _spec_of(record: Any) -> dict[str, Any]:
     return spec
 
 
-def score_toyworld(run: Any, details: bool = False) -> dict[str, Any]:
-    """Score every completed image of ``run`` (an ``evalkit.runs.Run``); ``details`` adds per-image answers."""
+def score_toyworld(run: Any, details: bool = False, chance: bool = True) -> dict[str, Any]:
+    """Score every completed image of ``run`` (an ``evalkit.runs.Run``).
+
+    ``details`` adds per-image answers; ``chance`` adds the unconditional baseline for the run's prompts (overall
+    and per-category accuracies only) under "chance", for reports to print beside the model.
+    """
     from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
 
@@ -82,6 +86,14 @@ def score_toyworld(run: Any, details: bool = False) -> dict[str, Any]:
     summary = aggregate(results)
     summary["n_prompts"] = len({r["prompt_index"] for r in results})
     summary["ci_method"] = "wilson-95 over images"
+    if chance:
+        baseline = unconditional_baseline(run)
+        summary["chance"] = {
+            "overall": {q: s["accuracy"] for q, s in baseline["overall"].items()},
+            "per_category": {c: {q: s["accuracy"] for q, s in stats.items()} for c, stats in baseline["per_category"].items()},
+            "samples_per_prompt": baseline["samples_per_prompt"],
+            "scene_split": baseline["scene_split"],
+        }
     if details:
         summary["images"] = results
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalkit.errors import EvalkitError
 from evalkit.toyworld.scenes import Scene, _Draw
 
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
@@ -103,5 +104,5 @@ def caption(scene: Scene, rng: Any = None) -> str:
         if draw is not None and draw.coin(0.5):
             phrases.reverse()
         return pick(("{} and {}", "{} next to {}", "{} with {}")).format(*phrases)
-    raise ValueError(f"no caption templates for category {scene.category!r}")
+    raise EvalkitError(f"no caption templates for toy-world category {scene.category!r}")
 

@@ -58,9 +58,10 @@ def test_ground_truth_images_score_about_100_percent_and_shuffled_ones_low(tmp_p
         assert stats["ci95"][0] < 1.0 and stats["ci95"][1] == pytest.approx(1.0)
     assert set(result["per_category"]) == {"Colors", "Counting", "Positional", "Binding"}
     assert result["overall"]["count"]["n"] == sum(r.category == "Counting" for r in rows)
+    assert result["chance"]["overall"]["all"] < 0.1 and set(result["chance"]["per_category"]) == set(result["per_category"])
 
     shuffled = truth[1:] + truth[:1]  # every image answers the wrong prompt
-    low = score_toyworld(_fake_run(tmp_path / "shuffled", rows, shuffled))
+    low = score_toyworld(_fake_run(tmp_path / "shuffled", rows, shuffled), chance=False)
     assert low["overall"]["all"]["accuracy"] < 0.15
     assert low["overall"]["colour"]["accuracy"] < 0.6
 
@@ -69,7 +70,7 @@ def test_only_completed_images_are_scored_and_details_are_per_image(tmp_path):
     rows = load_benchmark("toyworld").rows[:6]
     images = [render(Scene.from_dict(row.extra["scene"]), 32) for row in rows for _ in range(2)]
     images[3] = None  # not generated yet
-    result = score_toyworld(_fake_run(tmp_path, rows, images, samples=2), details=True)
+    result = score_toyworld(_fake_run(tmp_path, rows, images, samples=2), details=True, chance=False)
     assert result["n_images"] == 11 and len(result["images"]) == 11
     assert all(image["all"] for image in result["images"])
 
