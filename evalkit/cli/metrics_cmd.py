@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from evalkit.cli.args import positive_int
+from evalkit.cli.args import non_negative_int, positive_int
 
 RESIZE_CHOICES = ("torchmetrics", "tf1", "clean", "pytorch-fid")  # mirrors evalkit.metrics.inception.RESIZE_MODES
 
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
                                 "(pytorch-fid format).")
     ref.add_argument("--images", required=True, metavar="DIR")
     ref.add_argument("--out", required=True, metavar="FILE.npz")
-    ref.add_argument("--size", type=positive_int, default=256, help="centre-crop + resize side first (0: keep)")
+    ref.add_argument("--size", type=non_negative_int, default=256, help="centre-crop + resize side first (0: keep)")
     _add_extractor_args(ref)
     ref.set_defaults(handler=run_ref_stats)
 

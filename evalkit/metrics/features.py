@@ -64,6 +64,7 @@ class InceptionExtractor:
     batch_size: int = 32
     workers: int = 2
     use_cache: bool = True
+    crop_size: int | None = None  # centre-crop + resize to this side before the resize mode (reference protocol)
 
     def __post_init__(self):
         inception.check_resize_mode(self.resize)
@@ -74,7 +75,7 @@ class InceptionExtractor:
     @property
     def description(self) -> dict:
         return {"network": "inception-v3-compat pool3 (torch-fidelity)", "weights_sha256": self.weights_sha256,
-                "resize": self.resize, "feature_dim": inception.FEATURE_DIM}
+                "resize": self.resize, "feature_dim": inception.FEATURE_DIM, "crop_size": self.crop_size}
 
     def _network(self):
         if self._net is None:
@@ -84,7 +85,10 @@ class InceptionExtractor:
         return self._net
 
     def _load(self, path: Path) -> torch.Tensor:
-        return inception.preprocess(image_io.load_rgb(path), self.resize)
+        rgb = image_io.load_rgb(path)
+        if self.crop_size:
+            rgb = image_io.center_crop_resize(rgb, self.crop_size)
+        return inception.preprocess(rgb, self.resize)
 
     def compute(self, paths: Sequence[Path], desc: str = "inception") -> np.ndarray:
         """N x 2048 float32 features, in the order of ``paths`` (no cache)."""

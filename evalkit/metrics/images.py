@@ -66,3 +66,11 @@ def content_hash(path: str | Path) -> str:
     except OSError as error:
         raise EvalkitError(f"{path}: cannot read ({error.strerror or error})") from None
     return digest.hexdigest()
+
+
+def center_crop_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Square centre crop, then PIL bicubic resize to size x size (the COCO reference protocol)."""
+    image = Image.fromarray(rgb)
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return np.asarray(image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC))

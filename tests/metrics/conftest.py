@@ -43,3 +43,29 @@ def load_uint8_batch(folder: Path):
     from evalkit.metrics.images import list_images, load_rgb
 
     return torch.stack([torch.tensor(load_rgb(p)).permute(2, 0, 1) for p in list_images(folder)])
+
+
+TINY_CLIP = "evalkit-test-tiny-clip"
+
+
+@pytest.fixture(scope="session")
+def clip_weights(tmp_path_factory) -> Path:
+    """A tiny open_clip model (registered as a custom config) with random weights saved as a state dict."""
+    import json
+
+    import open_clip
+    import torch
+
+    config_dir = tmp_path_factory.mktemp("clip-config")
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    (config_dir / f"{TINY_CLIP}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(config_dir)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP, pretrained=None)
+    path = tmp_path_factory.mktemp("clip-weights") / "tiny-clip.pt"
+    torch.save(model.state_dict(), path)
+    return path
