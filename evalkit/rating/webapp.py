@@ -21,6 +21,8 @@ from evalkit.rating.questions import question_text
 from evalkit.rating.session import check_token, next_trial, progress, record_answers, sign_in
 
 ANSWER_LABELS = {"left": "◀ Left set", "tie": "Indifferent", "right": "Right set ▶"}
+# One hand per question (left/indifferent/right), so a trial is three key presses: e.g. A, L, Enter.
+ANSWER_KEYS = {"quality": ("A", "S", "D"), "alignment": ("J", "K", "L")}
 MIN_ADMIN_TOKEN = 16
 
 
@@ -37,8 +39,15 @@ def settings(argv: list[str] | None = None) -> tuple[str, str | None]:
     return args.db, token
 
 
+# Streamlit's default top padding is ~6rem; reclaim it so a trial fits a laptop screen without scrolling.
+COMPACT_CSS = "<style>[data-testid='stMainBlockContainer']{padding-top:3.5rem;padding-bottom:1rem}</style>"
+
+
 def main() -> None:
-    st.set_page_config(page_title="Image rating study", page_icon="🖼", layout="wide")
+    # collapsed sidebar: on a laptop screen both image sets and the questions must fit without scrolling
+    st.set_page_config(page_title="Image rating study", page_icon="🖼", layout="wide",
+                       initial_sidebar_state="collapsed")
+    st.html(COMPACT_CSS)
     try:
         db_path, admin_token = settings()
         conn = db.connect(db_path)
@@ -51,7 +60,7 @@ def main() -> None:
 
             render_admin(conn)
         else:
-            _rater_page(conn)
+            _rater_page(conn, db_path)
     finally:
         conn.close()
 
@@ -68,16 +77,11 @@ def _admin_signed_in(admin_token: str | None) -> bool:
     return ok
 
 
-def _rater_page(conn) -> None:
+def _rater_page(conn, db_path: str) -> None:
     rater_id = st.session_state.get("rater_id")
     if not rater_id:
         _sign_in_form(conn)
         return
-    with st.sidebar:
-        st.caption(f"Signed in as **{rater_id}**")
-        if st.button("Sign out", key="sign_out"):
-            st.session_state.pop("rater_id", None)
-            st.rerun()
     try:
         view = next_trial(conn, rater_id)
     except EvalkitError as error:
@@ -85,11 +89,16 @@ def _rater_page(conn) -> None:
         st.session_state.pop("rater_id", None)
         return
     done, total = progress(conn, rater_id)
-    st.progress(min(done / total, 1.0) if total else 1.0, text=f"{done} / {total} done")
+    bar, who = st.columns([5, 1], vertical_alignment="center")
+    bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done} / {total} done")
+    who.caption(f"Signed in as **{rater_id}**")
+    if who.button("Sign out", key="sign_out", type="tertiary"):
+        st.session_state.pop("rater_id", None)
+        st.rerun()
     if view is None:
         st.success("All done, thank you! You can close this tab.")
         return
-    _trial(conn, rater_id, view)
+    _trial(conn, db_path, rater_id, view)
 
 
 def _sign_in_form(conn) -> None:
@@ -109,17 +118,38 @@ def _sign_in_form(conn) -> None:
 
 
 def _image_grid(conn, image_ids: list[str]) -> None:
-    per_row = 2 if len(image_ids) <= 4 else 4
+    # Two rows at most, sized so that both sets and the questions fit a 1366x768 laptop screen.
+    per_row = max(1, (len(image_ids) + 1) // 2) if len(image_ids) > 2 else len(image_ids)
+    width = {1: 300, 2: 170}.get(per_row, 120 if per_row <= 4 else 90)
     for start in range(0, len(image_ids), per_row):
-        columns = st.columns(per_row)
+        columns = st.columns(per_row, gap="small")
         for column, image_id in zip(columns, image_ids[start:start + per_row]):
             # PNG, not Streamlit's default JPEG re-encoding: compression artefacts would bias quality judgements
-            column.image(image_bytes(conn, image_id), width="stretch", output_format="PNG")
+            column.image(image_bytes(conn, image_id), width=width, output_format="PNG")
 
 
-def _trial(conn, rater_id: str, view) -> None:
+def _choose(state_key: str, answer: str) -> None:
+    st.session_state[state_key] = answer
+
+
+def _submit(db_path: str, rater_id: str, trial_id: int, questions: list[str]) -> None:
+    """Runs before the rerun that follows the click, so the page that comes back already shows the next trial."""
+    answers = {q: st.session_state.get(f"answer-{trial_id}-{q}") for q in questions}
+    if any(answer is None for answer in answers.values()):
+        st.session_state["submit_warning"] = "Please answer every question before submitting."
+        return
+    conn = db.connect(db_path)
+    try:
+        record_answers(conn, rater_id, trial_id, answers)
+    finally:
+        conn.close()
+    for question in questions:
+        st.session_state.pop(f"answer-{trial_id}-{question}", None)
+
+
+def _trial(conn, db_path: str, rater_id: str, view) -> None:
     questions = db.read_config(conn)["questions"]
-    st.markdown(f"#### Prompt: “{view.prompt}”")
+    st.markdown(f"##### Prompt: “{view.prompt}”")
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**Left set**")
@@ -127,18 +157,21 @@ def _trial(conn, rater_id: str, view) -> None:
     with right:
         st.markdown("**Right set**")
         _image_grid(conn, view.right_images)
-    with st.form(f"trial-{view.trial_id}", border=True):
-        answers = {}
-        for question in questions:
-            answers[question] = st.radio(
-                question_text(question, view.prompt), list(ANSWER_LABELS), index=None, horizontal=True,
-                format_func=ANSWER_LABELS.get, key=f"q-{view.trial_id}-{question}",
-            )
-        st.caption("Keyboard: Tab moves between questions, arrow keys choose, Enter submits.")
-        submitted = st.form_submit_button("Submit and next", type="primary", shortcut="Enter")
-    if submitted:
-        if any(answer is None for answer in answers.values()):
-            st.warning("Please answer every question before submitting.")
-            return
-        record_answers(conn, rater_id, view.trial_id, answers)
-        st.rerun()
+    with st.container(border=True):
+        for column, question in zip(st.columns(len(questions), gap="large"), questions):
+            keys = ANSWER_KEYS[question]
+            state_key = f"answer-{view.trial_id}-{question}"
+            column.markdown(f"**{question_text(question, view.prompt)}**")
+            for button_column, answer, key in zip(column.columns(3, gap="small"), ANSWER_LABELS, keys):
+                button_column.button(
+                    ANSWER_LABELS[answer], key=f"{state_key}-{answer}", shortcut=key, width="stretch",
+                    type="primary" if st.session_state.get(state_key) == answer else "secondary",
+                    on_click=_choose, args=(state_key, answer),
+                )
+        hint = " · ".join(f"{q}: {'/'.join(ANSWER_KEYS[q])} = left/indifferent/right" for q in questions)
+        st.caption(f"Keyboard: {hint} · Enter submits.")
+        st.button("Submit and next", key=f"submit-{view.trial_id}", type="primary", shortcut="Enter",
+                  on_click=_submit, args=(db_path, rater_id, view.trial_id, questions))
+        warning = st.session_state.pop("submit_warning", None)
+        if warning:
+            st.warning(warning)

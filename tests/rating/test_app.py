@@ -38,7 +38,7 @@ def button(at: AppTest, label: str):
 
 
 def page_text(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [r.label for r in at.radio]
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [b.label for b in at.button]
     parts += [e.value for e in at.error] + [t.value for t in at.title]
     return "\n".join(str(p) for p in parts)
 
@@ -47,9 +47,13 @@ def image_urls(at: AppTest) -> list[str]:
     return [image.proto.imgs[0].url for image in at.get("image")]
 
 
+def answer_button(at: AppTest, question: str, answer: str):
+    return next(b for b in at.button if b.key and b.key.endswith(f"-{question}-{answer}"))
+
+
 def vote(at: AppTest, answer: str = "left") -> AppTest:
-    for radio in at.radio:
-        radio.set_value(answer)
+    for question in ("quality", "alignment"):
+        at = answer_button(at, question, answer).click().run()
     return button(at, "Submit and next").click().run()
 
 
@@ -69,7 +73,8 @@ def test_rater_sees_prompt_two_sets_and_questions_but_no_model_names(study):
     assert "Which set of images is of higher quality?" in text
     assert "better represents the text caption" in text
     assert len(image_urls(at)) == 8  # 4 per side
-    assert [r.options for r in at.radio] == [["◀ Left set", "Indifferent", "Right set ▶"]] * 2
+    answers = [b.label for b in at.button if b.key and b.key.startswith("answer-")]
+    assert answers == ["◀ Left set", "Indifferent", "Right set ▶"] * 2
     assert "run-alpha" not in text and "run-beta" not in text and "images/" not in text
     assert all(url.startswith("/mock/media/") and "run-" not in url for url in image_urls(at))
     assert "0 / " in at.get("progress")[0].proto.text
@@ -93,7 +98,8 @@ def test_refresh_shows_same_trial_with_same_sides_and_unanswered_submit_is_refus
     before = image_urls(at)
     at.run()  # a rerun is what a browser refresh triggers for this session
     assert image_urls(at) == before
-    at.radio[0].set_value("tie")
+    at = answer_button(at, "quality", "tie").click().run()
+    assert answer_button(at, "quality", "tie").proto.type == "primary"  # the choice is shown
     at = button(at, "Submit and next").click().run()
     assert any("answer every question" in w.value for w in at.warning)
     assert votes(study) == []
@@ -126,7 +132,7 @@ def test_invite_only_study_needs_a_token(two_runs, tmp_path, monkeypatch):
     assert any("unknown invitation token" in e.value for e in at.error)
     at = sign_in(start(), token)
     assert not at.error and len(image_urls(at)) == 8
-    assert any(rater_id in c.value for c in at.sidebar.caption)
+    assert any(rater_id in c.value for c in at.caption)
 
 
 def test_admin_page_absent_without_configured_token(study):
