@@ -5,8 +5,8 @@ Pipeline, robust to the noise of generated samples:
      colour (noise, off-palette blends), see ``snap``;
   2. per colour, 8-connected components with holes filled; components under MIN_AREA of the image (specks) or over
      MAX_AREA (a coloured background) drop out;
-  3. per component: colour, centroid, size (the extent its area implies for its shape) and shape (the shape template,
-     stretched over the component's bounding box, with the best intersection-over-union).
+  3. per component: colour, centroid, size (see SIZE_THRESHOLD) and shape (the shape template, stretched over
+     the component's bounding box, with the best intersection-over-union).
 Works at any resolution: every threshold is relative to the image side.
 """
 
@@ -24,7 +24,7 @@ from evalkit.toyworld.palette import BACKGROUND, COLOUR_NAMES, COLOURS, SHAPES, 
 from evalkit.toyworld.render import shape_mask
 
 _PALETTE = np.array([COLOURS[name] for name in COLOUR_NAMES] + [BACKGROUND], dtype=np.float32)
-# Half the closest distance between two palette entries: a pixel within it of an entry is unambiguous.
+# Half the closest distance between two palette entries: how far a pixel may lie from a colour's blend line.
 SNAP_DISTANCE = 0.5 * float(
     min(np.linalg.norm(a - b) for i, a in enumerate(_PALETTE) for b in _PALETTE[i + 1:])
 )
@@ -33,8 +33,9 @@ _DIRECTIONS = _PALETTE[:-1] - _BACKGROUND  # (C, 3): from the background to each
 _DIRECTION_NORMS2 = (_DIRECTIONS * _DIRECTIONS).sum(1)[None, :]
 MIN_AREA = 0.004  # fraction of the image; a small triangle covers about 0.02
 MAX_AREA = 0.2  # a large square covers 0.068; anything far bigger is a coloured background, not an object
-# Sizes are told apart by the extent a component's area implies for its shape, sqrt(area / fill): blur and noise
-# nibble corners and tips off a bounding box, but change the area much less.
+# Sizes are told apart by a component's extent: the larger of its bounding-box side and sqrt(area / shape fill).
+# Blur nibbles tips off a box (triangles) but changes area less; pixel quantisation thins a small cross's arms
+# (less area) but keeps its box.
 SIZE_THRESHOLD = (SIZES["small"] * SIZES["large"]) ** 0.5
 
 
@@ -106,7 +107,7 @@ def classify_shape(mask: np.ndarray) -> tuple[str, float]:
 
 
 def analyze(image: Image.Image | np.ndarray) -> list[DetectedObject]:
-    """The objects in a toy-world image, ordered top-to-bottom then left-to-right."""
+    """The objects in a toy-world image, ordered by row of the 3x3 layout, then left to right."""
     labels = snap(image)
     height, width = labels.shape
     side = float(max(height, width))
@@ -131,12 +132,12 @@ def analyze(image: Image.Image | np.ndarray) -> list[DetectedObject]:
                     colour=colour,
                     shape=shape,
                     size="large" if extent >= SIZE_THRESHOLD else "small",
-                    centroid=(round(centroid[0], 4), round(centroid[1], 4)),
+                    centroid=(round(float(centroid[0]), 4), round(float(centroid[1]), 4)),
                     area=round(area / (height * width), 5),
                     shape_iou=round(iou, 4),
                 )
             )
-    found.sort(key=lambda d: (round(d.centroid[1] * 3), d.centroid[0]))
+    found.sort(key=lambda d: (min(int(d.centroid[1] * 3), 2), d.centroid[0]))
     return found
 
 
