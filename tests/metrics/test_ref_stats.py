@@ -1,0 +1,61 @@
+"""`evalkit ref-stats` (COCO protocol: centre crop + resize first) and FID against the saved .npz."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evalkit.cli import main
+from evalkit.metrics.images import center_crop_resize, list_images, load_rgb
+from evalkit.metrics.stats import GaussianStats
+
+
+@pytest.fixture(scope="module")
+def real_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("real")
+    rng = np.random.default_rng(9)
+    for i in range(6):
+        coarse = rng.uniform(0, 255, size=(4, 5, 3))
+        Image.fromarray(coarse.astype(np.uint8)).resize((80, 60), Image.BILINEAR).save(folder / f"r{i}.jpg", quality=95)
+    return folder
+
+
+def test_ref_stats_npz_gives_the_fid_of_the_cropped_images(tmp_path, real_images, folders, inception_weights, capsys):
+    out = tmp_path / "ref.npz"
+    assert main(["ref-stats", "--images", str(real_images), "--out", str(out), "--size", "32",
+                 "--weights", str(inception_weights)]) == 0
+    stats = GaussianStats.load(out)
+    assert stats.n == 6 and stats.mu.shape == (2048,) and stats.meta["crop_size"] == 32
+
+    # The same protocol done by hand: crop + resize, saved losslessly, then compared as a folder.
+    cropped = tmp_path / "cropped"
+    cropped.mkdir()
+    for path in list_images(real_images):
+        Image.fromarray(center_crop_resize(load_rgb(path), 32)).save(cropped / f"{path.stem}.png")
+    capsys.readouterr()
+    assert main(["fid", str(folders[0]), str(out), "--weights", str(inception_weights), "--json"]) == 0
+    via_npz = json.loads(capsys.readouterr().out)
+    assert main(["fid", str(folders[0]), str(cropped), "--weights", str(inception_weights), "--json"]) == 0
+    via_folder = json.loads(capsys.readouterr().out)
+    assert via_npz["fid"] == pytest.approx(via_folder["fid"], rel=1e-6)
+    assert via_npz["n_b"] == 6 and "kid" not in via_npz and "kid" in via_folder
+
+
+def test_stats_from_another_resize_mode_are_flagged(tmp_path, real_images, folders, inception_weights, capsys):
+    out = tmp_path / "clean.npz"
+    assert main(["ref-stats", "--images", str(real_images), "--out", str(out), "--resize", "clean",
+                 "--weights", str(inception_weights)]) == 0
+    capsys.readouterr()
+    assert main(["fid", str(folders[0]), str(out), "--weights", str(inception_weights)]) == 0
+    captured = capsys.readouterr()
+    assert "resize=clean" in captured.err and captured.out.startswith("FID ")
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, folders, inception_weights, capsys):
+    np.savez(tmp_path / "bad.npz", mu=np.zeros(3), sigma=np.zeros((2, 2)))
+    assert main(["fid", str(folders[0]), str(tmp_path / "bad.npz"), "--weights", str(inception_weights)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "expected mu of shape" in err
