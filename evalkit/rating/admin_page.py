@@ -51,6 +51,11 @@ def render_admin(conn) -> None:
     st.dataframe(category_progress(conn), hide_index=True)
     st.subheader("Raters (control pass rates)")
     st.dataframe(rater_progress(conn, float(config["control_threshold"])), hide_index=True)
+    st.subheader("Summary")
+    if st.button("Compute preference table (bootstrap, a few seconds)", key="admin_summary"):
+        from evalkit.rating.summary import format_summary, summarize
+
+        st.code(format_summary(summarize(conn, n_boot=300)), language=None)
     st.subheader("Export")
     st.download_button("Download votes (CSV)", frame.to_csv(index=False).encode(), "votes.csv", "text/csv")
     buffer = io.BytesIO()

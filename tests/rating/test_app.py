@@ -156,6 +156,8 @@ def test_admin_page_only_with_the_right_token(study, monkeypatch):
     assert len(at.dataframe) == 2  # per-category progress, per-rater control pass rates
     raters = at.dataframe[1].value
     assert list(raters["rater_id"]) == ["alice"] and int(raters["votes"].iloc[0]) == 2
+    at = button(at, "Compute preference table (bootstrap, a few seconds)").click().run()
+    assert "A = run-alpha  vs  B = run-beta" in at.code[0].value
 
 
 def test_short_admin_token_is_refused(study, monkeypatch):

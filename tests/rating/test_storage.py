@@ -120,3 +120,26 @@ def test_fifty_raters_hundred_votes_each_in_parallel(tmp_path):
     assert [r[0] for r in per_rater] == [100] * 50  # every rater saw every trial exactly once
     assert all(r["choice"] == r["left_side"] for r in conn.execute("SELECT choice, left_side FROM votes"))
     print(f"50 raters x 100 votes: {elapsed:.1f} s")
+
+
+def test_trials_per_rater_cap_and_least_seen_trials_first(two_runs, tmp_path):
+    path = tmp_path / "capped.sqlite"
+    create_study(path, two_runs, ["quality"], control_fraction=0, trials_per_rater=3)  # 6 trials
+    conn = db.connect(path)
+    seen = {}
+    for rater in ("alice", "bob"):
+        sign_in(conn, rater)
+        seen[rater] = []
+        while (view := next_trial(conn, rater)) is not None:
+            seen[rater].append(view.trial_id)
+            record_answers(conn, rater, view.trial_id, {"quality": "tie"})
+    assert len(seen["alice"]) == len(seen["bob"]) == 3
+    assert not set(seen["alice"]) & set(seen["bob"])  # bob got the trials nobody had rated yet
+
+
+def test_refresh_before_voting_keeps_the_same_trial_and_sides(study):
+    conn = db.connect(study)
+    rater = sign_in(conn, "alice")
+    first = next_trial(conn, rater)
+    assert next_trial(conn, rater) == first
+    assert conn.execute("SELECT COUNT(*) FROM assignments").fetchone()[0] == 1

@@ -154,3 +154,14 @@ def test_invite_cli_prints_tokens_that_sign_in(tmp_path, capsys):
         rater_id, token = line.split("\t")
         assert sign_in(conn, token) == rater_id
     assert conn.execute("SELECT COUNT(*) FROM raters WHERE token_hash LIKE 'inv-%'").fetchone()[0] == 0
+
+
+def test_summary_of_a_study_without_votes(tmp_path, capsys):
+    runs = [make_run(tmp_path, "a"), make_run(tmp_path, "b")]
+    path = tmp_path / "s.sqlite"
+    study_cli(["create", "--runs", *map(str, runs), "--db", str(path)])
+    capsys.readouterr()
+    assert study_cli(["summarize", "--db", str(path)]) == 0
+    assert "no votes yet" in capsys.readouterr().out
+    assert study_cli(["summarize", "--db", str(path), "--plot", str(tmp_path / "x.png")]) == 2
+    assert "no votes to plot" in capsys.readouterr().err
