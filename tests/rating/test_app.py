@@ -164,3 +164,12 @@ def test_short_admin_token_is_refused(study, monkeypatch):
     monkeypatch.setenv("EVALKIT_ADMIN_TOKEN", "short")
     at = start()
     assert any("at least 16 characters" in e.value for e in at.error)
+
+
+def test_query_parameters_open_nothing(study, monkeypatch):
+    monkeypatch.setenv("EVALKIT_ADMIN_TOKEN", ADMIN_TOKEN)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"admin": "1", "token": ADMIN_TOKEN, "file": "/etc/passwd", "image": "../../x.png"})
+    at.run()
+    assert not at.exception and not at.dataframe and not at.get("image")
+    assert "run-alpha" not in page_text(at) and "root:" not in page_text(at)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,19 @@ def server(two_runs, tmp_path):
     log.close()
 
 
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _http_body(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
 def _sign_in(page, url: str, rater: str) -> None:
     page.goto(url)
     page.get_by_label("Your rater id or invitation token").fill(rater)
@@ -118,6 +132,12 @@ def test_two_raters_vote_in_chromium_at_once(server, tmp_path):
                 _vote(pages["bob"], step, "Right set ▶", keys=("D", "L") if step == 2 else ())
         finally:
             browser.close()
+    for probe in ("/media/../../../../etc/passwd", "/app/static/../../etc/passwd", "/media/" + "0" * 32 + ".png",
+                  f"/{path.name}", "/run-alpha/images/00000_00.png"):
+        # Streamlit answers unknown paths with its HTML shell; what matters is that no file content comes back
+        if _http_status(url + probe) == 200:
+            body = _http_body(url + probe)
+            assert b"root:" not in body and not body.startswith(b"\x89PNG") and not body.startswith(b"SQLite")
     conn = db.connect(path)
     rows = [dict(r) for r in conn.execute("SELECT rater_id, trial_id, question, choice, left_side FROM votes")]
     assert len(rows) == 12

@@ -10,7 +10,6 @@ from evalkit.errors import EvalkitError
 from evalkit.rating import db
 from evalkit.rating.build import create_study
 from evalkit.rating.images import image_bytes
-from evalkit.runs.store import open_run
 from tests.rating.conftest import make_run
 
 
@@ -74,7 +73,6 @@ def test_control_trials_have_known_answers(tmp_path):
     assert config["control_trials"] == config["real_trials"] == 8
     conn = db.connect(tmp_path / "s.sqlite")
     kinds = set()
-    run_dirs = {r.run_id: r for r in map(open_run, runs)}
     for trial in conn.execute("SELECT * FROM trials WHERE kind = 'control'").fetchall():
         expected = json.loads(trial["expected"])
         kinds.add(trial["control_kind"])
@@ -95,7 +93,6 @@ def test_control_trials_have_known_answers(tmp_path):
             assert len(wrong) == 1 and trial["prompt_index"] not in wrong
             assert {r["run_id"] for r in side_rows[bad]} == {r["run_id"] for r in side_rows[good]}
     assert kinds == {"noise", "other-prompt"}
-    assert run_dirs  # the runs opened fine
 
 
 def test_noise_images_are_served_from_the_database(tmp_path):
