@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 import streamlit as st
@@ -128,6 +129,13 @@ def _image_grid(conn, image_ids: list[str]) -> None:
             column.image(image_bytes(conn, image_id), width=width, output_format="PNG")
 
 
+def _plain(text: str) -> str:
+    """Benchmark prompts are data, not markup: escape inline Markdown so a prompt cannot render links, remote
+    images or emphasis (block markers like '#' or '-' only act at a line start, which a prompt never reaches)."""
+    one_line = " ".join(text.split())
+    return re.sub(r"([\\`*_{}\[\]()!|<>~$:])", r"\\\1", one_line)
+
+
 def _choose(state_key: str, answer: str) -> None:
     st.session_state[state_key] = answer
 
@@ -141,6 +149,9 @@ def _submit(db_path: str, rater_id: str, trial_id: int, questions: list[str]) ->
     conn = db.connect(db_path)
     try:
         record_answers(conn, rater_id, trial_id, answers)
+    except EvalkitError as error:
+        st.session_state["submit_warning"] = str(error)
+        return
     finally:
         conn.close()
     for question in questions:
@@ -149,7 +160,7 @@ def _submit(db_path: str, rater_id: str, trial_id: int, questions: list[str]) ->
 
 def _trial(conn, db_path: str, rater_id: str, view) -> None:
     questions = db.read_config(conn)["questions"]
-    st.markdown(f"##### Prompt: “{view.prompt}”")
+    st.markdown(f"##### Prompt: “{_plain(view.prompt)}”")
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**Left set**")
@@ -161,7 +172,7 @@ def _trial(conn, db_path: str, rater_id: str, view) -> None:
         for column, question in zip(st.columns(len(questions), gap="large"), questions):
             keys = ANSWER_KEYS[question]
             state_key = f"answer-{view.trial_id}-{question}"
-            column.markdown(f"**{question_text(question, view.prompt)}**")
+            column.markdown(f"**{_plain(question_text(question, view.prompt))}**")
             for button_column, answer, key in zip(column.columns(3, gap="small"), ANSWER_LABELS, keys):
                 button_column.button(
                     ANSWER_LABELS[answer], key=f"{state_key}-{answer}", shortcut=key, width="stretch",

@@ -13,12 +13,13 @@ CATEGORIES = ["Colors", "Counting"]
 
 
 def make_run(root: Path, run_id: str, prompts: int = 6, samples: int = 4, colour=(200, 30, 30),
-             benchmark="fakebench", content_hash="hash-1", size: int = 32) -> Path:
+             benchmark="fakebench", content_hash="hash-1", size: int = 32,
+             prompt_format: str = "a made-up test prompt number {}") -> Path:
     path = root / run_id
     records = [
         ImageRecord(
             prompt_index=p, sample=s, seed=p * 100 + s, file=image_file(p, s),
-            prompt=f"a made-up test prompt number {p}", category=CATEGORIES[p % len(CATEGORIES)],
+            prompt=prompt_format.format(p), category=CATEGORIES[p % len(CATEGORIES)],
         )
         for p in range(prompts) for s in range(samples)
     ]

@@ -173,3 +173,17 @@ def test_query_parameters_open_nothing(study, monkeypatch):
     at.run()
     assert not at.exception and not at.dataframe and not at.get("image")
     assert "run-alpha" not in page_text(at) and "root:" not in page_text(at)
+
+
+def test_prompt_markup_is_shown_as_text(tmp_path, monkeypatch):
+    from tests.rating.conftest import make_run
+
+    hostile = "a cat ![x](http://example.invalid/{}.png) [click](http://example.invalid) **bold**"
+    runs = [make_run(tmp_path, name, prompts=2, prompt_format=hostile) for name in ("run-alpha", "run-beta")]
+    path = tmp_path / "markup.sqlite"
+    create_study(path, runs, ["quality", "alignment"], control_fraction=0)
+    monkeypatch.setenv("EVALKIT_STUDY_DB", str(path))
+    at = sign_in(start(), "alice")
+    rendered = "\n".join(m.value for m in at.markdown)
+    assert "a cat" in rendered
+    assert "![x](" not in rendered and "[click](" not in rendered and "**bold**" not in rendered
