@@ -121,7 +121,7 @@ def _sign_in_form(conn) -> None:
 def _image_grid(conn, image_ids: list[str]) -> None:
     # Two rows at most, sized so that both sets and the questions fit a 1366x768 laptop screen.
     per_row = max(1, (len(image_ids) + 1) // 2) if len(image_ids) > 2 else len(image_ids)
-    width = {1: 300, 2: 170}.get(per_row, 120 if per_row <= 4 else 90)
+    width = {1: 300, 2: 160}.get(per_row, 120 if per_row <= 4 else 90)
     for start in range(0, len(image_ids), per_row):
         columns = st.columns(per_row, gap="small")
         for column, image_id in zip(columns, image_ids[start:start + per_row]):
@@ -134,6 +134,10 @@ def _plain(text: str) -> str:
     images or emphasis (block markers like '#' or '-' only act at a line start, which a prompt never reaches)."""
     one_line = " ".join(text.split())
     return re.sub(r"([\\`*_{}\[\]()!|<>~$:])", r"\\\1", one_line)
+
+
+def _shorten(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
 def _choose(state_key: str, answer: str) -> None:
@@ -160,7 +164,7 @@ def _submit(db_path: str, rater_id: str, trial_id: int, questions: list[str]) ->
 
 def _trial(conn, db_path: str, rater_id: str, view) -> None:
     questions = db.read_config(conn)["questions"]
-    st.markdown(f"##### Prompt: “{_plain(view.prompt)}”")
+    st.markdown(f"**Prompt:** “{_plain(view.prompt)}”")
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**Left set**")
@@ -172,7 +176,10 @@ def _trial(conn, db_path: str, rater_id: str, view) -> None:
         for column, question in zip(st.columns(len(questions), gap="large"), questions):
             keys = ANSWER_KEYS[question]
             state_key = f"answer-{view.trial_id}-{question}"
-            column.markdown(f"**{_plain(question_text(question, view.prompt))}**")
+            # the full prompt is shown above; repeating a long one here would push the answers off a laptop screen
+            shown = question_text(question, _shorten(view.prompt))
+            full = question_text(question, view.prompt)
+            column.markdown(f"**{_plain(shown)}**", help=full if shown != full else None)
             for button_column, answer, key in zip(column.columns(3, gap="small"), ANSWER_LABELS, keys):
                 button_column.button(
                     ANSWER_LABELS[answer], key=f"{state_key}-{answer}", shortcut=key, width="stretch",
@@ -180,8 +187,9 @@ def _trial(conn, db_path: str, rater_id: str, view) -> None:
                     on_click=_choose, args=(state_key, answer),
                 )
         hint = " · ".join(f"{q}: {'/'.join(ANSWER_KEYS[q])} = left/indifferent/right" for q in questions)
-        st.caption(f"Keyboard: {hint} · Enter submits.")
-        st.button("Submit and next", key=f"submit-{view.trial_id}", type="primary", shortcut="Enter",
+        submit, keys = st.columns([1, 4], vertical_alignment="center")
+        keys.caption(f"Keyboard: {hint} · Enter submits.")
+        submit.button("Submit and next", key=f"submit-{view.trial_id}", type="primary", shortcut="Enter",
                   on_click=_submit, args=(db_path, rater_id, view.trial_id, questions))
         warning = st.session_state.pop("submit_warning", None)
         if warning:
