@@ -125,8 +125,13 @@ def _image_grid(conn, image_ids: list[str]) -> None:
     for start in range(0, len(image_ids), per_row):
         columns = st.columns(per_row, gap="small")
         for column, image_id in zip(columns, image_ids[start:start + per_row]):
+            try:
+                data = image_bytes(conn, image_id)
+            except EvalkitError as error:  # e.g. a run moved after the study was created: say so, show nothing
+                column.error(f"image unavailable: {error}")
+                continue
             # PNG, not Streamlit's default JPEG re-encoding: compression artefacts would bias quality judgements
-            column.image(image_bytes(conn, image_id), width=width, output_format="PNG")
+            column.image(data, width=width, output_format="PNG")
 
 
 def _plain(text: str) -> str:

@@ -187,3 +187,15 @@ def test_prompt_markup_is_shown_as_text(tmp_path, monkeypatch):
     rendered = "\n".join(m.value for m in at.markdown)
     assert "a cat" in rendered
     assert "![x](" not in rendered and "[click](" not in rendered and "**bold**" not in rendered
+
+
+def test_unservable_image_is_reported_not_shown(study, two_runs):
+    (two_runs[0] / "images" / "00000_00.png").write_text("not an image")
+    at = sign_in(start(), "alice")
+    for _ in range(8):  # walk trials until prompt 0 comes up
+        if any("image unavailable" in e.value for e in at.error):
+            break
+        at = vote(at, "tie")
+    assert not at.exception
+    assert [e.value for e in at.error] == ["image unavailable: refusing to serve a file that is not a PNG image"]
+    assert len(image_urls(at)) == 7
