@@ -22,6 +22,8 @@ except ImportError:  # the fixture skips these tests
 
 from evalkit.rating import db
 from evalkit.rating.build import create_study
+from evalkit.rating.plot import plot_summary
+from evalkit.rating.summary import summarize
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +44,8 @@ def server(two_runs, tmp_path):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     path = tmp_path / "study.sqlite"
-    create_study(path, two_runs, ["quality", "alignment"], set_size=4, control_fraction=0.2)
+    # no controls here, so both raters count in the summary whatever they click (controls: test_summary_cli)
+    create_study(path, two_runs, ["quality", "alignment"], set_size=4, control_fraction=0)
     port = _free_port()
     log = open(tmp_path / "streamlit.log", "w")
     process = subprocess.Popen(
@@ -145,3 +148,8 @@ def test_two_raters_vote_in_chromium_at_once(server, tmp_path):
         mine = [r for r in rows if r["rater_id"] == rater]
         assert len({r["trial_id"] for r in mine}) == 3 and len(mine) == 6
         assert all((r["choice"] == r["left_side"]) == want_left for r in mine)
+    # and the browser's votes flow into the summary and the plot
+    summary = summarize(conn, n_boot=50)
+    assert summary["votes"]["total"] == summary["votes"]["analysed"] == 12
+    assert sum(row["votes"] for c in summary["comparisons"] for row in c["categories"] if row["category"] == "all") == 12
+    assert plot_summary(summary, tmp_path / "fig.png").stat().st_size > 10_000
