@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     score = subparsers.add_parser("score", help="score a run: FID/KID vs a reference, CLIP score, toy-world checks",
                                   description="Writes <run>/metrics.json, merged with metrics already there.")
     score.add_argument("run", metavar="RUN")
-    score.add_argument("--metrics", default="clip", help="comma list of fid,kid,clip,toyworld (default: clip)")
+    score.add_argument("--metrics", help="comma list of fid,kid,clip,toyworld (default: fid,kid,clip with --ref, "
+                       "else clip)")
     score.add_argument("--ref", metavar="FILE.npz|DIR|RUN", help="reference set for fid/kid")
     _add_extractor_args(score)
     score.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name (default ViT-B-32)")

@@ -2,11 +2,12 @@
 
     d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2)
 
-and tr((S1 S2)^1/2) = sum sqrt(eig(A S2 A)) with A = S1^1/2, because S1 S2 is similar to A S2 A, which is
-symmetric positive semi-definite. So: one symmetric eigendecomposition for A (cached per reference, since a
-benchmark compares many runs against the same reference) and one eigenvalues-only call per comparison; tiny
-negative eigenvalues from rounding of near-singular covariances are clamped to 0, and there are no imaginary parts.
-Everything is float64; the linear algebra runs in torch (its LAPACK was ~2x faster than numpy's here).
+For any factor S1 = F F^T, S1 S2 is similar to F^T S2 F, which is symmetric positive semi-definite, so
+tr((S1 S2)^1/2) = sum sqrt(eig(F^T S2 F)): one eigenvalues-only symmetric solve, no imaginary parts. F is the
+Cholesky factor (cheap) when S1 is positive definite, else the symmetric eigendecomposition root, which also copes
+with the rank-deficient covariances of fewer than d images. F is computed once per reference and reused for every
+comparison against it; tiny negative eigenvalues from rounding are clamped to 0. Everything is float64, in torch
+(its LAPACK was ~2x faster than numpy's here).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ def _psd_sqrt(sigma: torch.Tensor) -> torch.Tensor:
 
 
 class FrechetReference:
-    """A reference Gaussian whose covariance square root is computed once and reused for every comparison."""
+    """A reference Gaussian whose covariance factor is computed once and reused for every comparison."""
 
     def __init__(self, mu: np.ndarray, sigma: np.ndarray):
         self.mu = np.asarray(mu, dtype=np.float64)
         self.sigma = np.asarray(sigma, dtype=np.float64)
         _check_shapes(self.mu, self.sigma)
         sym = torch.from_numpy((self.sigma + self.sigma.T) / 2)
-        self.sqrt_sigma = _psd_sqrt(sym)
+        factor, info = torch.linalg.cholesky_ex(sym)
+        self.factor = factor if int(info) == 0 else _psd_sqrt(sym)
         self.trace = float(np.trace(self.sigma))
 
     def distance(self, mu: np.ndarray, sigma: np.ndarray) -> float:
@@ -39,7 +41,7 @@ class FrechetReference:
         _check_shapes(mu, sigma)
         if mu.shape != self.mu.shape:
             raise EvalkitError(f"feature dimensions differ: {self.mu.shape[0]} vs {mu.shape[0]}")
-        middle = self.sqrt_sigma @ torch.from_numpy(sigma) @ self.sqrt_sigma
+        middle = self.factor.T @ torch.from_numpy(sigma) @ self.factor
         eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)
         trace_sqrt = float(eigenvalues.clamp(min=0).sqrt().sum())
         diff = self.mu - mu

@@ -8,7 +8,6 @@ import time
 from collections import defaultdict
 from importlib import metadata
 
-import numpy as np
 import torch
 
 from evalkit.errors import EvalkitError
@@ -65,8 +64,7 @@ def fid_kid(records, paths, args, extractor, metrics) -> tuple[dict, list[str]]:
     def measure(indices) -> dict:
         subset = feats[indices]
         side = ImageSet("run", "run", len(indices), stats_of(subset, extractor), subset)
-        result = compare(side, ref, extractor, kid=want_kid, seed=args.seed, reference=reference)
-        return result
+        return compare(side, ref, extractor, kid=want_kid, seed=args.seed, reference=reference)
 
     overall = measure(list(range(len(records))))
     warnings = list(overall["warnings"])
@@ -118,7 +116,7 @@ def clip(records, paths, args, device) -> dict:
 
 
 def score_run(args, build_extractor) -> dict:
-    metrics = parse_metrics(args.metrics)
+    metrics = parse_metrics(args.metrics or ("fid,kid,clip" if args.ref else "clip"))
     run = open_run(args.run)
     records = run.completed_records()
     if not records:

@@ -46,6 +46,19 @@ def test_frechet_equals_scipy_sqrtm_on_well_conditioned_inputs(dim):
     assert reference.distance(mu2, s2) == reference.distance(mu2, s2) == pytest.approx(expected, rel=1e-6)
 
 
+def test_cholesky_and_eigen_factors_agree(monkeypatch):
+    import torch
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(200, 32)), rng.normal(0.5, 2, size=(200, 32))
+    args = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    with_cholesky = frechet_distance(*args)
+    failed = lambda a: (a, torch.tensor(1))  # noqa: E731  (as if the covariance were singular)
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", failed)
+    assert frechet_distance(*args) == pytest.approx(with_cholesky, rel=1e-9)
+    assert with_cholesky == pytest.approx(scipy_frechet(*args), rel=1e-8)
+
+
 def test_frechet_is_real_and_finite_on_singular_covariances():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(10, 64)), rng.normal(1, 1, size=(12, 64))  # rank 9 and 11 in 64 dimensions
