@@ -68,6 +68,20 @@ def pop_option(options: AdapterOptions, key: str, default: Any, convert=str) -> 
         raise EvalkitError(f"--opt {key}={raw!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
 
 
+def require_model_dir(options: AdapterOptions, adapter: str, what: str) -> "Path":
+    """The `--model-path` directory an adapter reads from, or a clear error naming what it should be."""
+    from pathlib import Path
+
+    from evalkit.errors import EvalkitError
+
+    if not options.model_path:
+        raise EvalkitError(f"the {adapter} adapter needs --model-path DIR ({what})")
+    path = Path(options.model_path).expanduser()
+    if not path.is_dir():
+        raise EvalkitError(f"--model-path {options.model_path}: no such directory")
+    return path
+
+
 def check_known_options(options: AdapterOptions, known: set[str], adapter: str) -> None:
     from evalkit.errors import EvalkitError
 

@@ -39,7 +39,7 @@ from typing import Any
 from PIL import Image
 
 from evalkit import atomic
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
 
 OPTIONS = {"steps", "guidance_scale", "scheduler", "negative_prompt", "dtype", "variant"}
@@ -210,11 +210,7 @@ class DiffusersAdapter:
 
     def __init__(self, options: AdapterOptions):
         check_known_options(options, OPTIONS, self.name)
-        if not options.model_path:
-            raise EvalkitError("the diffusers adapter needs --model-path DIR (a saved diffusers pipeline directory)")
-        path = Path(options.model_path).expanduser()
-        if not path.is_dir():
-            raise EvalkitError(f"--model-path {options.model_path}: no such directory")
+        path = require_model_dir(options, self.name, "a saved diffusers pipeline directory")
         if not (path / "model_index.json").is_file():
             raise EvalkitError(
                 f"{path} is not a diffusers pipeline (no model_index.json); save one with pipeline.save_pretrained(DIR)"
@@ -337,17 +333,7 @@ class DiffusersAdapter:
                 images = self._pipeline(**kwargs).images
         except ValueError as error:  # diffusers validates sizes and prompts with ValueError
             raise EvalkitError(f"{self.pipeline_class} rejected the request: {error}") from None
-        if len(images) != len(batch.prompts):
-            raise EvalkitError(f"{self.pipeline_class} returned {len(images)} images for {len(batch.prompts)} prompts")
-        result = []
-        for image in images:
-            if image.size != (batch.width, batch.height):
-                raise EvalkitError(
-                    f"{self.pipeline_class} made a {image.height}x{image.width} (height x width) image when "
-                    f"{batch.height}x{batch.width} was asked for; choose a --size the pipeline supports"
-                )
-            result.append(image.convert("RGB"))
-        return result
+        return [image.convert("RGB") for image in images]  # count and size are checked by the run pipeline
 
 
 def create(options: AdapterOptions) -> DiffusersAdapter:

@@ -28,7 +28,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
 
 OPTIONS = {"resize"}
@@ -82,11 +82,7 @@ class FolderAdapter:
 
     def __init__(self, options: AdapterOptions):
         check_known_options(options, OPTIONS, self.name)
-        if not options.model_path:
-            raise EvalkitError("the folder adapter needs --model-path DIR (the folder holding the images)")
-        folder = Path(options.model_path).expanduser()
-        if not folder.is_dir():
-            raise EvalkitError(f"--model-path {options.model_path}: no such directory")
+        folder = require_model_dir(options, self.name, "the folder holding the images")
         self.folder = folder.resolve()
         self.resize = pop_option(options, "resize", False, parse_bool)
         self._files = scan_folder(self.folder)

@@ -127,7 +127,7 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
         if image.size != (batch.width, batch.height):
             raise EvalkitError(
                 f"model {adapter.name!r} returned a {image.size[0]}x{image.size[1]} image, "
-                f"expected {batch.width}x{batch.height} (width x height)"
+                f"expected {batch.width}x{batch.height} (width x height); choose a --size the model supports"
             )
         checked.append(image if image.mode == "RGB" else image.convert("RGB"))
     return checked
