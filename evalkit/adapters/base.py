@@ -10,6 +10,7 @@ the same image: evalkit derives seeds per (prompt, sample) and relies on this to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
@@ -68,10 +69,8 @@ def pop_option(options: AdapterOptions, key: str, default: Any, convert=str) -> 
         raise EvalkitError(f"--opt {key}={raw!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
 
 
-def require_model_dir(options: AdapterOptions, adapter: str, what: str) -> "Path":
+def require_model_dir(options: AdapterOptions, adapter: str, what: str) -> Path:
     """The `--model-path` directory an adapter reads from, or a clear error naming what it should be."""
-    from pathlib import Path
-
     from evalkit.errors import EvalkitError
 
     if not options.model_path:
