@@ -49,6 +49,10 @@ def make_images(folder: Path, count: int, seed: int, size: int = 256) -> Path:
     return folder
 
 
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -116,7 +120,7 @@ def part_b(repeats=2):
     mu1, s1, mu2, s2 = x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)
 
     def scipy_fd():
-        root, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+        root = scipy.linalg.sqrtm(s1 @ s2)
         return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(root.real))
 
     expected, t_scipy = timed(scipy_fd)
@@ -132,7 +136,7 @@ def part_b(repeats=2):
 
 
 def part_c(a_dir, b_dir, weights, clip_weights, n):
-    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
     from torchmetrics.image.kid import KernelInceptionDistance
 
     from evalkit.metrics.clip_score import ClipScorer
@@ -150,7 +154,9 @@ def part_c(a_dir, b_dir, weights, clip_weights, n):
 
     def separate():
         fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(weights))
-        kid = KernelInceptionDistance(subsets=20, subset_size=subset, feature_extractor_weights_path=str(weights))
+        # torchmetrics' KID takes no weights path: hand it torchmetrics' own Inception module with our weights.
+        kid = KernelInceptionDistance(feature=NoTrainInceptionV3("inception-v3-compat", ["2048"], str(weights)),
+                                      subsets=20, subset_size=subset)
         with torch.inference_mode():
             for metric in (fid, kid):
                 for batch in uint8_batches(b_files):
@@ -188,16 +194,17 @@ def part_d():
 
 def write_report(path: Path, results: dict, args) -> None:
     lines = ["# Metrics performance", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.processor() or platform.machine()}, "
+             f"Measured on {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} CPU cores (shared with other engineers' jobs, so absolute times are noisy; each "
              "ratio compares runs made back to back in one process), torch {torch.__version__}, "
              f"{torch.get_num_threads()} torch threads, CPU only. Networks are random-initialised (same files for every "
              "implementation); images are synthetic 256x256 PNGs.", "",
-             f"Command: `.venv/bin/python benchmarks/perf/metrics_bench.py --images {args.images} --parts {args.parts}`",
+             "Command: `.venv/bin/python benchmarks/perf/metrics_bench.py --images N --parts a,b,c,d` (raw numbers in "
+             "metrics.json next to this file).",
              ""]
     if "a" in results:
         r = results["a"]
-        lines += ["## (a) FID pipeline throughput", "",
+        lines += ["## (a) FID pipeline throughput", "", f"Measured {r['measured_at']}.", "",
                   f"N = {r['n']} images ({r['n'] // 2} per side), decode + resize + Inception + statistics.", "",
                   "| implementation | seconds | images/s | FID | rel. diff |", "|---|---|---|---|---|",
                   f"| evalkit (resize torchmetrics) | {r['evalkit_s']:.1f} | {r['evalkit_img_s']:.2f} | {r['fid_evalkit']:.6f} | |",
@@ -209,7 +216,7 @@ def write_report(path: Path, results: dict, args) -> None:
                   f"{r['speedup_vs_pytorch_fid']:.2f}x.", ""]
     if "b" in results:
         r = results["b"]
-        lines += ["## (b) Frechet distance at d=2048", "",
+        lines += ["## (b) Frechet distance at d=2048", "", f"Measured {r['measured_at']}.", "",
                   "| method | seconds |", "|---|---|",
                   f"| scipy.linalg.sqrtm(S1 S2) (pytorch-fid's form) | {r['scipy_sqrtm_s']:.2f} |",
                   f"| evalkit, first comparison (reference root + eigenvalues) | {r['first_s']:.2f} |",
@@ -219,7 +226,7 @@ def write_report(path: Path, results: dict, args) -> None:
                   f"{r['rel_diff']:.1e} (goal <= 1e-6: {'met' if r['rel_diff'] <= 1e-6 else 'NOT met'}).", ""]
     if "c" in results:
         r = results["c"]
-        lines += ["## (c) FID + KID + CLIP from one pass", "",
+        lines += ["## (c) FID + KID + CLIP from one pass", "", f"Measured {r['measured_at']}.", "",
                   f"N = {r['n']} images. evalkit: one Inception pass shared by FID and KID, then CLIP ViT-B-32. "
                   "Baseline: torchmetrics FID and KID (each runs Inception itself) and a separate CLIP ViT-B-32 pass "
                   "(torchmetrics' CLIPScore does not load with transformers 5.x, so open_clip stands in for it).", "",
@@ -228,7 +235,7 @@ def write_report(path: Path, results: dict, args) -> None:
                   f"CLIP score abs. diff {r['clip_abs_diff']:.1e}.", ""]
     if "d" in results:
         r = results["d"]
-        lines += ["## (d) Memory of streaming statistics", "",
+        lines += ["## (d) Memory of streaming statistics", "", f"Measured {r['measured_at']}.", "",
                   f"Peak RSS of a process accumulating 2048-d statistics in batches of 500: 3,000 images "
                   f"{r['rss_3000_mb']:.0f} MB, 30,000 images {r['rss_30000_mb']:.0f} MB: **{r['ratio']:.2f}x** "
                   f"(goal <= 1.1x: {'met' if r['ratio'] <= 1.1 else 'NOT met'}). (A feature list, as torchmetrics' KID "
@@ -247,20 +254,22 @@ def main() -> None:
     if args.rss_child:
         return rss_child(args.rss_child)
     parts = set(args.parts.split(","))
-    results = {}
+    # Parts run separately accumulate in a JSON file next to the report (each ratio is still from one run).
+    results_file = Path(args.out).with_suffix(".json")
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="evalkit-bench-") as tmp:
         tmp = Path(tmp)
         weights = save_random_weights(tmp / "inception.pth")
         half = args.images // 2
         a_dir, b_dir = make_images(tmp / "a", half, 1), make_images(tmp / "b", half, 2)
         if "b" in parts:
-            results["b"] = part_b()
+            results["b"] = part_b() | {"measured_at": now()}
             print(json.dumps(results["b"]), flush=True)
         if "d" in parts:
-            results["d"] = part_d()
+            results["d"] = part_d() | {"measured_at": now()}
             print(json.dumps(results["d"]), flush=True)
         if "a" in parts:
-            results["a"] = part_a(a_dir, b_dir, weights, 2 * half)
+            results["a"] = part_a(a_dir, b_dir, weights, 2 * half) | {"measured_at": now()}
             print(json.dumps(results["a"]), flush=True)
         if "c" in parts:
             import open_clip
@@ -269,8 +278,10 @@ def main() -> None:
             clip_weights = tmp / "clip.pt"
             torch.save(open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).state_dict(),
                        clip_weights)
-            results["c"] = part_c(a_dir, b_dir, weights, clip_weights, 2 * half)
+            results["c"] = part_c(a_dir, b_dir, weights, clip_weights, 2 * half) | {"measured_at": now()}
             print(json.dumps(results["c"]), flush=True)
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     write_report(Path(args.out), results, args)
 
 

@@ -123,10 +123,14 @@ def score_run(args, build_extractor) -> dict:
         raise EvalkitError(f"run {run.path} has no generated images to score")
     paths = [run.image_path(r) for r in records]
     results, warnings = {}, []
+    planned = len(run.records())
+    if len(records) < planned:
+        warnings.append(f"scoring the {len(records)} of {planned} planned images that exist; the run is incomplete")
     if "fid" in metrics or "kid" in metrics:
         extractor = build_extractor(args)
-        found, warnings = fid_kid(records, paths, args, extractor, metrics)
+        found, fid_warnings = fid_kid(records, paths, args, extractor, metrics)
         results.update(found)
+        warnings += fid_warnings
     if "clip" in metrics:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         results["clip"] = clip(records, paths, args, device)
@@ -135,7 +139,7 @@ def score_run(args, build_extractor) -> dict:
 
         results["toyworld"] = score_toyworld(run)
     stamp = {"computed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_images": len(records),
-             "n_planned": len(run.records()), "versions": library_versions()}
+             "n_planned": planned, "versions": library_versions()}
     for value in results.values():
         if isinstance(value, dict):
             value.update(stamp)

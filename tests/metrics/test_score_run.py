@@ -59,11 +59,13 @@ def test_score_writes_merged_metrics(run_dir, folders, inception_weights, clip_w
     assert set(clip["per_category"]) == set(CATEGORIES) and len(clip["per_image"]) == 8
     assert "rank-deficient" in capsys.readouterr().err
 
-    # Scoring again with only clip keeps fid/kid and replaces clip.
+    # Scoring again with only clip keeps fid/kid and replaces clip; a missing image is reported, not fatal.
+    (run_dir / "images" / "00003_01.png").unlink()
     assert score([str(run_dir), "--metrics", "clip", "--clip-model", TINY_CLIP, "--clip-pretrained", "test",
                   "--clip-weights", str(clip_weights), "--bootstrap", "50"]) == 0
     again = json.loads((run_dir / "metrics.json").read_text())
     assert again["fid"] == fid and again["clip"]["bootstrap_resamples"] == 50
+    assert again["clip"]["overall"]["n"] == 7 and "7 of 8 planned" in capsys.readouterr().err
 
 
 def test_score_rejects_unknown_metric_and_missing_ref(run_dir, inception_weights):
