@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 
 from evalkit.imagen.diffusion import Schedule, augment_lowres
 from evalkit.imagen.thresholding import apply_threshold
@@ -25,6 +26,10 @@ class SamplerConfig:
     threshold: str = "dynamic"  # none | static | dynamic
     percentile: float = 0.995
     aug_level: float = 0.0  # SR stages: noise-augmentation level of the low-res input at sampling
+    # SR stages only: start at t = start_t < 1 from the forward-noised upsampled low-res image instead of pure
+    # noise at t = 1 (SDEdit-style). Our eps-prediction SR U-Nets give unusable x0 estimates near t = 1 (an eps
+    # error of 0.02 is amplified by sigma/alpha > 60), which set wrong colours the later steps never undo.
+    start_t: float = 1.0
 
     def validate(self) -> "SamplerConfig":
         if self.sampler not in SAMPLERS:
@@ -35,6 +40,8 @@ class SamplerConfig:
             raise ValueError(f"unknown thresholding {self.threshold!r} (none, static or dynamic)")
         if not 0.0 <= self.aug_level < 1.0:
             raise ValueError("aug_level must be in [0, 1)")
+        if not 0.0 < self.start_t <= 1.0:
+            raise ValueError("start_t must be in (0, 1]")
         return self
 
     def to_dict(self) -> dict:
@@ -60,8 +67,8 @@ def guided_eps(model, x, t, tokens, mask, guidance: float, lowres=None, aug_leve
     return guidance * cond + (1.0 - guidance) * uncond
 
 
-def time_grid(steps: int, device=None) -> torch.Tensor:
-    return torch.linspace(1.0, 0.0, steps + 1, device=device)
+def time_grid(steps: int, device=None, start: float = 1.0) -> torch.Tensor:
+    return torch.linspace(start, 0.0, steps + 1, device=device)
 
 
 def per_image_noise(shape, generators: list[torch.Generator], device, dtype=torch.float32) -> torch.Tensor:
@@ -77,13 +84,18 @@ def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Gener
     batch = len(generators)
     x = per_image_noise((3, image_size, image_size), generators, device)
     aug = None
+    clean_lowres = lowres
     if lowres is not None:
         # Noise conditioning augmentation at sampling: corrupt the low-res input to the chosen level, feed the level.
         aug = torch.full((batch,), config.aug_level, device=device)
         if config.aug_level > 0:
             noise = per_image_noise(lowres.shape[1:], generators, device, lowres.dtype)
             lowres = augment_lowres(schedule, lowres, aug, noise)
-    times = time_grid(config.steps, device) if times is None else times.to(device)
+    times = time_grid(config.steps, device, config.start_t if lowres is not None else 1.0) if times is None else times.to(device)
+    if lowres is not None and float(times[0]) < 1.0:
+        alpha, sigma = schedule.alpha_sigma(times[0])
+        up = F.interpolate(clean_lowres, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        x = alpha * up + sigma * x
     prev_x0, prev_h = None, None
     for i in range(len(times) - 1):
         s, t = times[i], times[i + 1]

@@ -134,7 +134,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.generator.set_state(state["generator"])
+            self.generator.set_state(state["generator"].cpu())  # map_location moved it to the device
             self.step = int(state["step"])
         except (RuntimeError, KeyError, EOFError, ValueError) as error:
             raise EvalkitError(f"cannot resume from {self.state_path}: {str(error).splitlines()[0]}") from None
