@@ -33,7 +33,7 @@ class Schedule:
         else:
             beta0, beta1 = 0.1, 20.0  # 1000-step DDPM betas 1e-4..0.02 in continuous time
             log_alpha_bar = -(beta0 * t + 0.5 * (beta1 - beta0) * t**2)
-            out = log_alpha_bar - torch.log(-torch.expm1(log_alpha_bar).clamp_min(1e-9))
+            out = log_alpha_bar - torch.log((-torch.expm1(log_alpha_bar)).clamp_min(1e-9))
         return out.clamp(LOG_SNR_MIN, LOG_SNR_MAX)
 
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

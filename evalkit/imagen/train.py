@@ -25,7 +25,7 @@ from evalkit.imagen.cascade import STAGE_NAMES, Stage
 from evalkit.imagen.data import StageBatches, collate
 from evalkit.imagen.diffusion import Schedule, augment_lowres, diffusion_loss
 from evalkit.imagen.efficient_unet import build_model
-from evalkit.imagen.presets import STAGE_SIZES, default_sampling, model_config
+from evalkit.imagen.presets import default_sampling, model_config
 from evalkit.imagen.text_encoders import load_text_encoder
 
 
@@ -100,14 +100,15 @@ def drop_condition(tokens, mask, rate: float, generator: torch.Generator):
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, text_encoder=None):
+        """`text_encoder` overrides the one `config.text_encoder` names (tests pass a tiny one)."""
         if config.stage not in STAGE_NAMES:
             raise EvalkitError(f"--stage {config.stage!r}: choose {', '.join(STAGE_NAMES)}")
         self.config = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.text_encoder = load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
-        self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim)
+        self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
+        self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim) if text_encoder is None else text_encoder.spec()
         try:
             self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
         except ValueError as error:
@@ -185,7 +186,6 @@ class Trainer:
     def run(self, on_checkpoint=None) -> dict:
         """Train until `steps` (or `max_minutes`); `on_checkpoint(trainer)` runs after each save."""
         config = self.config
-        size, lowres_size = STAGE_SIZES[config.stage]
         size = int(self.model_config["image_size"])
         lowres_size = self.model_config.get("lowres_size")
         dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed)

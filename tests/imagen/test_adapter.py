@@ -1,0 +1,46 @@
+import pytest
+
+from evalkit.adapters.base import AdapterOptions, GenerationBatch
+from evalkit.adapters.imagen import DEFAULT_CHECKPOINT, create
+from evalkit.errors import EvalkitError
+
+from .helpers import tiny_cascade
+
+
+def test_missing_checkpoint_and_bad_options_are_clear(tmp_path):
+    with pytest.raises(EvalkitError, match="base.json is missing"):
+        create(AdapterOptions(model_path=str(tmp_path)))
+    with pytest.raises(EvalkitError, match="does not take"):
+        create(AdapterOptions(extra={"colour": "red"}))
+    with pytest.raises(EvalkitError, match="sampler"):
+        create(AdapterOptions(extra={"sampler": "euler"}))
+    with pytest.raises(EvalkitError, match="not a valid int"):
+        create(AdapterOptions(extra={"steps": "many"}))
+
+
+def test_adapter_on_a_saved_cascade(tmp_path):
+    cascade = tiny_cascade()
+    cascade.save_pretrained(tmp_path)
+    # The tiny cascade's 'hash' encoder is not loadable: point the adapter at a checkpoint with a real spec.
+    for name in ("base", "sr1"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(path.read_text().replace('"kind": "hash"', '"kind": "minilm"').replace('"dim": 16', '"dim": 16'))
+    adapter = create(AdapterOptions(model_path=str(tmp_path), extra={"steps": "2", "sr_steps": "2", "sr_guidance": "1"}))
+    adapter.cascade._text_encoder = cascade.text_encoder  # keep the test offline-cheap
+    assert adapter.default_size == (16, 16)
+    config = adapter.config()
+    assert config["sampling"]["base"]["steps"] == 2 and config["sampling"]["sr1"]["guidance"] == 1.0
+    images = adapter.generate(GenerationBatch(["a red circle", "two cats"], [1, 2], 16, 16))
+    assert [im.size for im in images] == [(16, 16), (16, 16)]
+    resized = adapter.generate(GenerationBatch(["a red circle"], [1], 24, 20))
+    assert resized[0].size == (20, 24)
+    assert images[0].tobytes() == adapter.generate(GenerationBatch(["a red circle"], [1], 16, 16))[0].tobytes()
+
+
+@pytest.mark.skipif(not (DEFAULT_CHECKPOINT / "base.json").is_file(), reason="shipped checkpoint not present")
+def test_shipped_checkpoint_loads_by_default():
+    adapter = create(AdapterOptions(extra={"stages": "1", "steps": "2"}))
+    assert adapter.default_size == (32, 32)
+    assert adapter.config()["text_encoder"]["kind"] == "minilm"
+    full = create(AdapterOptions())
+    assert full.default_size == (128, 128) and len(full.checkpoint_hash()) == 16

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+from evalkit.imagen.efficient_unet import EfficientUNet, build_model
+from evalkit.imagen.sampling import SamplerConfig, guided_eps, null_condition
+from evalkit.imagen.thresholding import apply_threshold, dynamic_threshold, static_threshold
+
+from .helpers import TEXT_DIM, randomize, tiny_base_config, tiny_sr_config
+
+
+def text(batch=2, length=5):
+    tokens = torch.randn(batch, length, TEXT_DIM)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[0, 3:] = False
+    return tokens, mask
+
+
+def test_base_unet_shapes_and_dtype():
+    model = randomize(build_model(tiny_base_config()))
+    tokens, mask = text()
+    out = model(torch.randn(2, 3, 8, 8), torch.rand(2), tokens, mask)
+    assert out.shape == (2, 3, 8, 8) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_efficient_unet_shapes_and_uses_lowres():
+    model = randomize(build_model(tiny_sr_config()))
+    tokens, mask = text()
+    x, low = torch.randn(2, 3, 16, 16), torch.randn(2, 3, 8, 8)
+    out = model(x, torch.rand(2), tokens, mask, low, torch.zeros(2))
+    assert out.shape == (2, 3, 16, 16)
+    assert not torch.allclose(out, model(x, torch.rand(2), tokens, mask, -low, torch.zeros(2)))
+    with pytest.raises(ValueError):
+        model(x, torch.rand(2), tokens, mask)
+
+
+def test_efficient_unet_rejects_attention_in_last_stage():
+    config = tiny_sr_config()
+    config["attn_levels"] = [0]
+    with pytest.raises(ValueError, match="no attention"):
+        build_model(config)
+
+
+def test_padding_tokens_do_not_change_the_prediction():
+    model = randomize(build_model(tiny_base_config()))
+    tokens, mask = text(1, 3)
+    x, t = torch.randn(1, 3, 8, 8), torch.rand(1)
+    padded = torch.cat([tokens, torch.randn(1, 4, TEXT_DIM)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(1, 4, dtype=torch.bool)], dim=1)
+    assert torch.allclose(model(x, t, tokens, mask), model(x, t, padded, padded_mask), atol=1e-5)
+
+
+def test_guidance_one_equals_conditional_and_formula_holds():
+    model = randomize(build_model(tiny_base_config()))
+    tokens, mask = text()
+    x, t = torch.randn(2, 3, 8, 8), torch.rand(1)
+    cond = model(x, t.expand(2), tokens, mask)
+    uncond = model(x, t.expand(2), *null_condition(tokens, mask))
+    assert torch.equal(guided_eps(model, x, t, tokens, mask, 1.0), cond)
+    w = 3.5
+    assert torch.allclose(guided_eps(model, x, t, tokens, mask, w), w * cond + (1 - w) * uncond, atol=1e-5)
+    assert torch.allclose(guided_eps(model, x, t, tokens, mask, 0.0), uncond, atol=1e-5)
+
+
+def test_dynamic_threshold_matches_the_formula():
+    torch.manual_seed(0)
+    x0 = torch.randn(3, 3, 8, 8) * torch.tensor([0.3, 2.0, 5.0])[:, None, None, None]
+    out = dynamic_threshold(x0, 0.995)
+    for i in range(3):
+        flat = x0[i].abs().flatten().numpy()
+        import numpy as np
+
+        s = max(1.0, float(np.quantile(flat, 0.995)))
+        expected = np.clip(x0[i].numpy(), -s, s) / s
+        assert np.allclose(out[i].numpy(), expected, atol=1e-6)
+    assert torch.allclose(out[0], x0[0].clamp(-1, 1))  # s = 1 when |x0| stays small: plain clipping
+    assert out.abs().max() <= 1.0
+    assert torch.equal(static_threshold(x0), x0.clamp(-1, 1))
+    assert torch.equal(apply_threshold(x0, "none"), x0)
+
+
+def test_dynamic_threshold_differs_from_diffusers_default_clamp():
+    """diffusers' _threshold_sample clamps s to sample_max_value (1.0 by default): that is static clipping."""
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DDPMScheduler(thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1.0)
+    torch.manual_seed(1)
+    x0 = torch.randn(2, 3, 8, 8) * 4
+    assert torch.allclose(scheduler._threshold_sample(x0.clone()), static_threshold(x0), atol=1e-6)
+    unbounded = diffusers.DDPMScheduler(thresholding=True, dynamic_thresholding_ratio=0.995, sample_max_value=1e9)
+    assert torch.allclose(unbounded._threshold_sample(x0.clone()), dynamic_threshold(x0), atol=1e-5)
+    assert not torch.allclose(dynamic_threshold(x0), static_threshold(x0))
+
+
+def test_sampler_config_validation():
+    with pytest.raises(ValueError):
+        SamplerConfig(sampler="euler").validate()
+    with pytest.raises(ValueError):
+        SamplerConfig(steps=0).validate()
+    with pytest.raises(ValueError):
+        SamplerConfig(threshold="soft").validate()
+    assert math.isclose(SamplerConfig().validate().percentile, 0.995)

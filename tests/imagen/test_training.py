@@ -1,0 +1,56 @@
+import torch
+
+from evalkit.imagen.cascade import ImagenCascade
+from evalkit.imagen.train import TrainConfig, Trainer, lr_factor
+
+from .helpers import HashTextEncoder
+
+TINY = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (1,), "cond_dim": 16, "heads": 2,
+        "image_size": 8}
+
+
+def tiny_trainer(tmp_path, steps, **overrides):
+    config = TrainConfig(stage="base", out=str(tmp_path), steps=steps, batch_size=16, lr=3e-3, warmup_steps=2,
+                         save_every=10, log_every=5, model=TINY, device="cpu", min_snr_gamma=None, **overrides)
+    return Trainer(config, text_encoder=HashTextEncoder(max_tokens=16))
+
+
+def test_tiny_training_lowers_the_loss_and_writes_a_loadable_stage(tmp_path):
+    torch.manual_seed(0)
+    trainer = tiny_trainer(tmp_path, 60)
+    before = trainer.model.state_dict()["stem.weight"].clone()
+    result = trainer.run()
+    assert result["step"] == 60
+    losses = [float(line.split(",")[1]) for line in (tmp_path / "train/base/loss.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:2]) / 2
+    assert not torch.equal(before, trainer.model.state_dict()["stem.weight"])
+    cascade = ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder())
+    assert cascade.generate(["a red circle"], [0]).shape == (1, 3, 8, 8)
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    first = tiny_trainer(tmp_path, 10)
+    first.run()
+    resumed = tiny_trainer(tmp_path, 14)
+    assert resumed.step == 10
+    for a, b in zip(first.ema.parameters(), resumed.ema.parameters()):
+        assert torch.equal(a, b)
+    assert resumed.run()["step"] == 14
+    restarted = tiny_trainer(tmp_path, 14, resume=False)
+    assert restarted.step == 0
+
+
+def test_sr_stage_trains_with_noise_augmentation(tmp_path):
+    config = TrainConfig(stage="sr1", out=str(tmp_path), steps=3, batch_size=4, warmup_steps=1, device="cpu",
+                         model={"dim": 8, "channel_mults": (1, 2), "num_res_blocks": (1, 1), "attn_levels": (1,),
+                                "cond_dim": 16, "heads": 2, "image_size": 16, "lowres_size": 8}, optimizer="adafactor")
+    result = Trainer(config, text_encoder=HashTextEncoder()).run()
+    assert result["step"] == 3 and (tmp_path / "sr1.safetensors").is_file()
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, config) == 0.1 and lr_factor(9, config) == 1.0
+    assert abs(lr_factor(100, config) - 0.1) < 1e-9
+    assert lr_factor(50, config) < lr_factor(20, config)
