@@ -40,6 +40,8 @@ class ImagenAdapter:
         self.model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = pop_option(options, "stages", None, int)
         device = options.device or "cpu"
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EvalkitError("--device cuda: no CUDA device is available")
         self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages)
