@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     p.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
     p.add_argument("--max-minutes", type=positive_float, default=None, help="stop and save after this much time")
+    p.add_argument("--stop-at", type=positive_int, default=None,
+                   help="stop and save at this step while the LR schedule still spans --steps (to split a run)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="base stage: toy-world accuracy on held-out prompts at every N-th checkpoint step (0 = off)")
     p.add_argument("--eval-prompts", type=positive_int, default=200)
@@ -74,6 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
         min_snr_gamma=args.min_snr_gamma or None, text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
+        stop_at=args.stop_at,
     )
     trainer = Trainer(config)
     hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None
@@ -89,7 +92,7 @@ def _eval_hook(args):
         from evalkit.imagen.cascade import ImagenCascade
         from evalkit.imagen.toy_eval import accuracy_with_baseline
 
-        if trainer.step % args.eval_every and trainer.step != trainer.config.steps:
+        if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
             return
         stage = trainer.stage()
         cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)

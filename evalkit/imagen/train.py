@@ -58,6 +58,7 @@ class TrainConfig:
     resume: bool = True
     mixed_precision: bool = True  # bf16 autocast on CUDA only
     max_minutes: float | None = None  # stop (and save) after this much wall time
+    stop_at: int | None = None  # stop (and save) at this step; the LR schedule still spans `steps`
 
 
 def resolve_device(name: str) -> str:
@@ -189,7 +190,8 @@ class Trainer:
         size = int(self.model_config["image_size"])
         lowres_size = self.model_config.get("lowres_size")
         dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed)
-        sampler = range(self.step, config.steps)
+        end = min(config.steps, config.stop_at or config.steps)
+        sampler = range(self.step, end)
         loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=collate,
                                              num_workers=config.workers, pin_memory=self.device.startswith("cuda"),
                                              persistent_workers=False, prefetch_factor=4 if config.workers else None)
@@ -212,7 +214,7 @@ class Trainer:
                     log.flush()
                     bar.set_postfix(loss=f"{mean:.4f}")
                 out_of_time = config.max_minutes is not None and time.time() - start > 60 * config.max_minutes
-                if self.step % config.save_every == 0 or self.step == config.steps or out_of_time:
+                if self.step % config.save_every == 0 or self.step == end or out_of_time:
                     self.save()
                     if on_checkpoint is not None:
                         on_checkpoint(self)

@@ -54,3 +54,19 @@ def test_learning_rate_warms_up_then_decays():
     assert lr_factor(0, config) == 0.1 and lr_factor(9, config) == 1.0
     assert abs(lr_factor(100, config) - 0.1) < 1e-9
     assert lr_factor(50, config) < lr_factor(20, config)
+
+
+def test_stop_at_splits_a_run_without_changing_its_schedule(tmp_path):
+    trainer = tiny_trainer(tmp_path, 20, stop_at=6)
+    assert trainer.run()["step"] == 6
+    resumed = tiny_trainer(tmp_path, 20)
+    assert resumed.step == 6 and abs(resumed.scheduler.get_last_lr()[0] - 3e-3 * lr_factor(6, resumed.config)) < 1e-9
+
+
+def test_train_command_rejects_bad_input(capsys):
+    from evalkit.cli import main
+
+    assert main(["train", "imagen", "--stage", "base", "--data", "/no/such/folder", "--device", "cpu",
+                 "--model-opt", "dim=8", "--model-opt", "channel_mults=[1,2]", "--model-opt", "attn_levels=[1]",
+                 "--out", "/tmp/evalkit-test-unused"]) == 2
+    assert "not 'toyworld' and not a folder" in capsys.readouterr().err
