@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from evalkit.cli import metrics_cmd
+from evalkit.cli import main, metrics_cmd
 from evalkit.errors import EvalkitError
 from evalkit.metrics.images import list_images
 from evalkit.runs.store import ImageRecord, Run, image_file
@@ -58,6 +58,12 @@ def test_score_writes_merged_metrics(run_dir, folders, inception_weights, clip_w
     assert clip["overall"]["ci_low"] <= clip["overall"]["mean"] <= clip["overall"]["ci_high"]
     assert set(clip["per_category"]) == set(CATEGORIES) and len(clip["per_image"]) == 8
     assert "rank-deficient" in capsys.readouterr().err
+
+    # `evalkit fid RUN REF` reads the same cached features and agrees with metrics.json.
+    assert main(["fid", str(run_dir), str(folders[1]), "--weights", str(inception_weights), "--json",
+                 "--kid-subset-size", "8"]) == 0
+    direct = json.loads(capsys.readouterr().out)
+    assert direct["fid"] == pytest.approx(fid["overall"]["fid"], rel=1e-12) and direct["n_a"] == 8
 
     # Scoring again with only clip keeps fid/kid and replaces clip; a missing image is reported, not fatal.
     (run_dir / "images" / "00003_01.png").unlink()
