@@ -45,9 +45,9 @@ def compare(
     reference: FrechetReference | None = None,
 ) -> dict:
     """FID (and KID when both sides have features) of a against b; b is the reference side."""
-    ref = reference or FrechetReference(b.stats.mu, b.stats.sigma)
+    ref = reference or FrechetReference(b.stats.mu, b.stats.sigma, b.features)
     result = {
-        "fid": ref.distance(a.stats.mu, a.stats.sigma),
+        "fid": ref.distance(a.stats.mu, a.stats.sigma, a.features),
         "n_a": a.n,
         "n_b": b.n,
         "a": a.label,

@@ -58,7 +58,7 @@ def fid_kid(records, paths, args, extractor, metrics) -> tuple[dict, list[str]]:
         raise EvalkitError("fid/kid need a reference: pass --ref FILE.npz, an image folder or a run")
     feats = extractor.features(paths, desc="inception run")
     ref = load_image_set(args.ref, extractor)
-    reference = FrechetReference(ref.stats.mu, ref.stats.sigma)  # its factor is reused for every group
+    reference = FrechetReference(ref.stats.mu, ref.stats.sigma, ref.features)  # its factor is reused for every group
     want_kid = "kid" in metrics and ref.features is not None
 
     def measure(indices) -> dict:

@@ -59,6 +59,20 @@ def test_cholesky_and_eigen_factors_agree(monkeypatch):
     assert with_cholesky == pytest.approx(scipy_frechet(*args), rel=1e-8)
 
 
+@pytest.mark.parametrize("n1, n2", [(10, 12), (12, 10), (40, 300), (300, 40)])
+def test_feature_factor_path_equals_covariance_path(n1, n2):
+    rng = np.random.default_rng(n1 + n2)
+    x, y = rng.normal(size=(n1, 64)), rng.normal(0.5, 1.5, size=(n2, 64))
+    sx, sy = FeatureStats.of(x).compute(), FeatureStats.of(y).compute()
+    from_covariances = FrechetReference(sx.mu, sx.sigma).distance(sy.mu, sy.sigma)
+    from_features = FrechetReference(sx.mu, sx.sigma, x).distance(sy.mu, sy.sigma, y)
+    # (the covariance path takes square roots of rounding noise in the null space: ~1e-8 relative here)
+    assert from_features == pytest.approx(from_covariances, rel=1e-7)
+    if min(n1, n2) > 64:
+        return
+    assert from_features == pytest.approx(scipy_frechet(sx.mu, sx.sigma, sy.mu, sy.sigma), rel=1e-6)
+
+
 def test_frechet_is_real_and_finite_on_singular_covariances():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(10, 64)), rng.normal(1, 1, size=(12, 64))  # rank 9 and 11 in 64 dimensions
