@@ -60,7 +60,8 @@ class ImagenAdapter:
 
     def config(self) -> dict[str, Any]:
         return {
-            "checkpoint": str(self.model_path),
+            # The shipped checkpoint is named, not located, so the run id is the same on every machine.
+            "checkpoint": f"shipped:{DEFAULT_CHECKPOINT.name}" if self.model_path == DEFAULT_CHECKPOINT else str(self.model_path.resolve()),
             "stages": [s.name for s in self.cascade.stages],
             "image_size": self.cascade.image_size,
             "text_encoder": self.cascade.stages[0].text_encoder,

@@ -92,3 +92,11 @@ def test_image_seeds_are_stable_per_prompt_and_sample():
     assert image_seed(0, 3, 1) == image_seed(0, 3, 1)
     seeds = {image_seed(0, p, s) for p in range(200) for s in range(8)}
     assert len(seeds) == 1600 and all(0 <= s < 2**31 for s in seeds)
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    from evalkit import atomic
+
+    atomic.write_text(tmp_path / "x.json", "{}")
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777
