@@ -1,6 +1,6 @@
 """The ``imagen`` adapter: the built-in Imagen cascade (evalkit/imagen), offline on a CPU.
 
-    evalkit run drawbench --model imagen [--model-path CHECKPOINT_DIR] [--opt steps=20 --opt guidance=4 ...]
+    evalkit run --model imagen --benchmark drawbench [--model-path CHECKPOINT_DIR] [--opt steps=20 --opt guidance=4 ...]
 
 Without --model-path it loads the checkpoint shipped in the package (toy-world, 32 -> 64 -> 128). Options:
   stages=1|2|3                   how many cascade stages to run (final size 32, 64 or 128)
