@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from evalkit import __version__
 from evalkit.errors import EvalkitError
@@ -42,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"evalkit: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # users see what happened, not our source lines
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
