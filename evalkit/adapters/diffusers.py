@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 from PIL import Image
 
-from evalkit import atomic
+from evalkit import atomic, paths
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
 
@@ -145,10 +144,7 @@ def _quiet_loading():
 
 
 def _cache_file() -> Path:
-    if os.environ.get("EVALKIT_CACHE_DIR"):
-        return Path(os.environ["EVALKIT_CACHE_DIR"]) / "file_hashes.json"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "evalkit" / "file_hashes.json"
+    return paths.cache_dir("file_hashes.json")
 
 
 def _load_hash_cache() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from evalkit import atomic
+from evalkit import atomic, paths
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
 
@@ -36,8 +36,7 @@ def manifest(name: str) -> dict:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "evalkit" / "benchmarks"
+    return paths.cache_dir("benchmarks")
 
 
 def mismatch(spec: dict, rows: list[PromptRow], digest: str) -> str | None:

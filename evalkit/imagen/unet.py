@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from evalkit.imagen.layers import ResBlock, ScalarEmbedding, TextAttention, TextConditioner, group_norm

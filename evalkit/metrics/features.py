@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evalkit import atomic
+from evalkit import atomic, paths
 from evalkit.metrics import images as image_io
 from evalkit.metrics import inception
 from evalkit.metrics.weights import sha256_file
 
 
 def feature_cache_dir() -> Path:
-    if os.environ.get("EVALKIT_CACHE_DIR"):
-        return Path(os.environ["EVALKIT_CACHE_DIR"]) / "features"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "evalkit" / "features"
+    return paths.cache_dir("features")
 
 
 def prefetch_batches(

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalkit import paths
 from evalkit.errors import EvalkitError
 
 
@@ -84,8 +85,7 @@ def weights_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "evalkit" / "weights"
+    return paths.cache_dir("weights")
 
 
 def sha256_file(path: Path) -> str:
