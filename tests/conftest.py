@@ -17,6 +17,8 @@ os.environ["EVALKIT_OFFLINE"] = "1"  # benchmark downloads fail fast instead of 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="evalkit-test-cache-")
+for _user_setting in ("EVALKIT_CACHE_DIR", "EVALKIT_WEIGHTS_DIR", "EVALKIT_RUNS"):  # a user's caches stay out of tests
+    os.environ.pop(_user_setting, None)
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
