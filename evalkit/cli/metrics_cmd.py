@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 
 from evalkit.cli.args import non_negative_int, positive_int
@@ -115,6 +116,47 @@ def run_score(args) -> int:
         print(json.dumps(result, sort_keys=True))
     else:
         for name, value in result.items():
-            overall = value.get("overall", value) if isinstance(value, dict) else value
-            print(f"{name}: {json.dumps(overall, sort_keys=True)[:300]}")
+            print("\n".join(format_metric(name, value)))
+        print(f"wrote {Path(args.run) / 'metrics.json'}")
     return 0
+
+
+def _stat(stat) -> str:
+    """One number with its interval and N, whatever metric produced it."""
+    if not isinstance(stat, dict):
+        return str(stat)
+    n = f"  n={stat['n']}" if "n" in stat else ""
+    if "accuracy" in stat:
+        low, high = stat.get("ci95") or (None, None)
+        ci = f" [{low:6.1%}, {high:6.1%}]" if low is not None else ""
+        return f"{stat['accuracy']:6.1%}{ci}{n}"
+    if "fid" in stat:
+        return f"{stat['fid']:.4f}{n}"
+    if "kid" in stat:
+        return f"{stat['kid']:.6f} +- {stat.get('kid_std', 0):.6f}{n}"
+    if "mean" in stat and stat["mean"] is not None:
+        ci = f" [{stat['ci_low']:.2f}, {stat['ci_high']:.2f}]" if stat.get("ci_low") is not None else ""
+        return f"{stat['mean']:.2f}{ci}{n}"
+    return json.dumps(stat, sort_keys=True)
+
+
+def format_metric(name: str, value) -> list[str]:
+    """A metric's overall and per-category numbers as an aligned table (the full record is in metrics.json)."""
+    if not isinstance(value, dict) or "overall" not in value:
+        return [f"{name}: {value}"]
+    lines = []
+    for group, rows in [("overall", {"all": value["overall"]}), *[(g, value[g]) for g in ("per_category", "per_challenge") if g in value]]:
+        for label, stat in rows.items():
+            title = f"{name} {label}" if group != "overall" else name
+            # toyworld nests one accuracy per question; other metrics have one number per group
+            if isinstance(stat, dict) and stat and all(isinstance(v, dict) and "accuracy" in v for v in stat.values()):
+                chance = (value.get("chance") or {}).get("overall" if group == "overall" else group, {})
+                chance = chance if group == "overall" else chance.get(label, {})
+                lines.append(f"{title}:")
+                lines.extend(
+                    f"  {question:10s} {_stat(q)}" + (f"   (chance {chance[question]:.1%})" if question in chance else "")
+                    for question, q in stat.items()
+                )
+            else:
+                lines.append(f"{title:30s} {_stat(stat)}")
+    return lines
