@@ -38,6 +38,7 @@ from typing import Any
 from PIL import Image
 
 from evalkit import atomic, paths
+from evalkit.hashing import sha256_file
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
 
@@ -47,7 +48,6 @@ DTYPES = ("float32", "float16", "bfloat16")
 HASHED_SUFFIXES = {
     ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx", ".gguf", ".json", ".txt", ".model"
 }
-HASH_CHUNK = 1 << 22  # 4 MiB reads keep memory flat on multi-GB weight files
 
 
 def _import_diffusers():
@@ -155,14 +155,6 @@ def _load_hash_cache() -> dict[str, Any]:
         return {}
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hashed_files(directory: Path) -> list[Path]:
     """The files ``directory_hash`` covers, sorted, skipping hidden files and folders."""
     found = []
@@ -186,7 +178,7 @@ def directory_hash(directory: Path) -> str:
         entry = cache.get(key)
         stamp = (stat.st_size, stat.st_mtime_ns)
         if not (isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == stamp):
-            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256_file(path)}
+            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
             cache[key] = entry
             changed = True
         combined.update(f"{path.relative_to(directory).as_posix()}\0{entry['sha256']}\n".encode())

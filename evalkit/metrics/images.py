@@ -8,13 +8,13 @@ Unreadable or truncated files raise an EvalkitError that names the file.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from evalkit.errors import EvalkitError
+from evalkit.hashing import sha256_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
@@ -58,14 +58,10 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 
 def content_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as error:
         raise EvalkitError(f"{path}: cannot read ({error.strerror or error})") from None
-    return digest.hexdigest()
 
 
 def center_crop_resize(rgb: np.ndarray, size: int) -> np.ndarray:

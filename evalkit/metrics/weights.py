@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit import paths
+from evalkit.hashing import sha256_file  # noqa: F401 (re-exported: callers use weights.sha256_file)
 from evalkit.errors import EvalkitError
 
 
@@ -86,14 +87,6 @@ def weights_dir() -> Path | None:
 
 def cache_dir() -> Path:
     return paths.cache_dir("weights")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_hash(path: Path, weight: WeightSpec) -> None:

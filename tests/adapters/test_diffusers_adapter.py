@@ -125,7 +125,7 @@ def test_checkpoint_hash_covers_weights_and_is_cached(pipeline_dir, tmp_path, mo
         raise AssertionError(f"{path} was re-read although its size and mtime did not change")
 
     with monkeypatch.context() as patched:
-        patched.setattr(diffusers_adapter, "_sha256_file", no_reads)
+        patched.setattr(diffusers_adapter, "sha256_file", no_reads)
         assert make(copy).checkpoint_hash() == digest
 
     weights = next((copy / "unet").glob("*.safetensors"))
