@@ -44,6 +44,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=positive_float, default=None, help="stop and save after this much time")
     p.add_argument("--stop-at", type=positive_int, default=None,
                    help="stop and save at this step while the LR schedule still spans --steps (to split a run)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint folder's weights for --stage (new layers start at zero)")
+    p.add_argument("--toy-mix", type=key_value, action="append", default=[], metavar="CATEGORY=WEIGHT",
+                   help="toy world: category weights, repeatable (e.g. --toy-mix Positional=0.5); unnamed ones get 0")
     p.add_argument("--eval-every", type=int, default=0,
                    help="base stage: toy-world accuracy on held-out prompts at every N-th checkpoint step (0 = off)")
     p.add_argument("--eval-prompts", type=positive_int, default=200)
@@ -63,6 +67,22 @@ def _model_overrides(pairs) -> dict:
     return out
 
 
+def _toy_mix(pairs) -> dict | None:
+    from evalkit.errors import EvalkitError
+    from evalkit.toyworld.scenes import category_weights
+
+    if not pairs:
+        return None
+    mix = {}
+    for key, raw in pairs:
+        try:
+            mix[key] = float(raw)
+        except ValueError:
+            raise EvalkitError(f"--toy-mix {key}={raw!r}: the weight must be a number") from None
+    category_weights(mix)  # validates names and values now rather than in a data-loader worker
+    return mix
+
+
 def run_train(args: argparse.Namespace) -> int:
     from evalkit.imagen.train import TrainConfig, Trainer
 
@@ -76,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
         min_snr_gamma=args.min_snr_gamma or None, text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
-        stop_at=args.stop_at,
+        stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix),
     )
     trainer = Trainer(config)
     hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None

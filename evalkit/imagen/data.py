@@ -31,9 +31,13 @@ def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
 class StageBatches(torch.utils.data.Dataset):
     """Item `step` = one training batch; used through a DataLoader so workers render ahead of the GPU."""
 
-    def __init__(self, source: str, size: int, lowres_size: int | None, batch_size: int, seed: int = 0):
+    def __init__(self, source: str, size: int, lowres_size: int | None, batch_size: int, seed: int = 0,
+                 toy_mix: dict[str, float] | None = None):
+        from evalkit.toyworld.scenes import category_weights
+
         self.size, self.lowres_size, self.batch_size, self.seed = size, lowres_size, batch_size, seed
         self.source = source
+        self.toy_weights = category_weights(toy_mix)
         self.files: list[Path] = []
         if source != "toyworld":
             folder = Path(source)
@@ -51,7 +55,7 @@ class StageBatches(torch.utils.data.Dataset):
             from evalkit.toyworld.data import batch_arrays
 
             first = (self.seed * 1_000_003 + step) * self.batch_size
-            array, captions, _ = batch_arrays(range(first, first + self.batch_size), self.size, "train")
+            array, captions, _ = batch_arrays(range(first, first + self.batch_size), self.size, "train", self.toy_weights)
         else:
             rng = np.random.default_rng([self.seed, step])
             picks = rng.integers(0, len(self.files), self.batch_size)

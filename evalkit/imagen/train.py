@@ -59,6 +59,8 @@ class TrainConfig:
     mixed_precision: bool = True  # bf16 autocast on CUDA only
     max_minutes: float | None = None  # stop (and save) after this much wall time
     stop_at: int | None = None  # stop (and save) at this step; the LR schedule still spans `steps`
+    init_from: str | None = None  # fine-tune: start from this checkpoint folder's weights for the stage
+    toy_mix: dict | None = None  # toy world only: {category: weight}; None = the default mix
 
 
 def resolve_device(name: str) -> str:
@@ -100,6 +102,25 @@ def drop_condition(tokens, mask, rate: float, generator: torch.Generator):
     return tokens * keep[:, None, None], mask & keep[:, None]
 
 
+def load_initial_weights(model: torch.nn.Module, folder: Path, stage: str) -> dict:
+    """Copy a checkpoint's weights for `stage` into `model` (fine-tuning). Layers the checkpoint lacks keep
+    their initialisation (new layers are zero-initialised, so the model starts as the checkpoint); any other
+    mismatch is an error. Returns what was loaded, for the record."""
+    from evalkit.imagen.cascade import Stage
+
+    source = Stage.load(folder, stage, device="cpu")
+    theirs, ours = source.model.state_dict(), model.state_dict()
+    unexpected = sorted(set(theirs) - set(ours))
+    mismatched = sorted(k for k in set(theirs) & set(ours) if theirs[k].shape != ours[k].shape)
+    if unexpected or mismatched:
+        first = (unexpected or mismatched)[0]
+        raise EvalkitError(f"--init-from {folder}: its {stage} U-Net does not fit this one ({first}); "
+                           f"use the same model settings plus new layers only")
+    model.load_state_dict(theirs, strict=False)
+    new = sorted(set(ours) - set(theirs))
+    return {"folder": str(folder), "steps": source.training.get("steps"), "new_layers": sorted({k.rsplit(".", 1)[0] for k in new})}
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, text_encoder=None):
         """`text_encoder` overrides the one `config.text_encoder` names (tests pass a tiny one)."""
@@ -115,6 +136,9 @@ class Trainer:
         except ValueError as error:
             raise EvalkitError(str(error)) from None
         self.model = build_model(self.model_config).to(self.device)
+        self.init_from = None
+        if config.init_from and not (config.resume and (Path(config.out) / "train" / config.stage / "state.pt").is_file()):
+            self.init_from = load_initial_weights(self.model, Path(config.init_from), config.stage)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.schedule = Schedule(config.schedule)
         self.optimizer = make_optimizer(self.model.parameters(), config)
@@ -155,6 +179,10 @@ class Trainer:
                     "optimizer": self.config.optimizer, "ema_decay": self.config.ema_decay, "data": self.config.data,
                     "cond_drop": self.config.cond_drop, "aug_max": self.config.aug_max,
                     "min_snr_gamma": self.config.min_snr_gamma, "seed": self.config.seed}
+        if self.config.init_from:
+            training["init_from"] = self.init_from or self.config.init_from
+        if self.config.toy_mix:
+            training["toy_mix"] = self.config.toy_mix
         return Stage(self.config.stage, self.ema, self.model_config, self.schedule, default_sampling(self.config.stage),
                      self.text_spec, training)
 
@@ -189,7 +217,7 @@ class Trainer:
         config = self.config
         size = int(self.model_config["image_size"])
         lowres_size = self.model_config.get("lowres_size")
-        dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed)
+        dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed, config.toy_mix)
         end = min(config.steps, config.stop_at or config.steps)
         sampler = range(self.step, end)
         loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=collate,

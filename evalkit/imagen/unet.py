@@ -21,9 +21,21 @@ class UNetConfig:
     cond_dim: int = 256
     heads: int = 4
     dropout: float = 0.0
+    # Feed (x, y) coordinate planes to the first layer. Attention has no position embedding and zero padding is a
+    # weak hint, so without them this small U-Net placed objects by the noise alone and ignored "left"/"top".
+    coord_channels: bool = False
 
     def to_dict(self) -> dict:
         return {"type": "unet", **asdict(self)}
+
+
+def coordinate_planes(x: torch.Tensor) -> torch.Tensor:
+    """[B, 2, H, W]: the x and y coordinate of each pixel centre, in [-1, 1]."""
+    b, _, h, w = x.shape
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w * 2 - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])[None].expand(b, -1, -1, -1)
 
 
 class UNet(nn.Module):
@@ -36,6 +48,11 @@ class UNet(nn.Module):
         self.time_emb = ScalarEmbedding(dim, emb_dim)
         self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads)
         self.stem = nn.Conv2d(3, dim, 3, padding=1)
+        # A separate, zero-initialised conv (not extra stem channels) so older weights load and start unchanged.
+        self.coord = nn.Conv2d(2, dim, 3, padding=1) if config.coord_channels else None
+        if self.coord is not None:
+            nn.init.zeros_(self.coord.weight)
+            nn.init.zeros_(self.coord.bias)
 
         def attention(ch: int, level: int) -> nn.Module:
             if level in config.attn_levels:
@@ -81,6 +98,8 @@ class UNet(nn.Module):
         context, context_mask, pooled = self.text(tokens, mask)
         emb = self.time_emb(t) + pooled
         h = self.stem(x)
+        if self.coord is not None:
+            h = h + self.coord(coordinate_planes(x))
         hs = [h]
         for block in self.down:
             h = self._run_block(block, h, emb, context, context_mask)

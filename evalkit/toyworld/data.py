@@ -13,12 +13,12 @@ from PIL import Image
 
 from evalkit.toyworld.captions import caption, scene_spec
 from evalkit.toyworld.render import render_array
-from evalkit.toyworld.scenes import Scene, sample_scene
+from evalkit.toyworld.scenes import CATEGORY_WEIGHTS, Scene, sample_scene
 
 
-def _scene_and_caption(seed: int, split: str) -> tuple[Scene, str]:
+def _scene_and_caption(seed: int, split: str, weights: tuple[float, ...] = CATEGORY_WEIGHTS) -> tuple[Scene, str]:
     rng = random.Random(f"toyworld:{split}:{seed}")
-    scene = sample_scene(rng, split)
+    scene = sample_scene(rng, split, weights=weights)
     return scene, caption(scene, rng)
 
 
@@ -28,12 +28,13 @@ def example(seed: int, size: int, split: str = "train") -> tuple[Image.Image, st
     return Image.fromarray(render_array(scene, size), mode="RGB"), text, scene.category
 
 
-def batch_arrays(seeds: Sequence[int], size: int, split: str = "train") -> tuple[np.ndarray, list[str], list[str]]:
-    """Many examples at once: a (N, size, size, 3) uint8 array, captions and categories."""
+def batch_arrays(seeds: Sequence[int], size: int, split: str = "train",
+                 weights: tuple[float, ...] = CATEGORY_WEIGHTS) -> tuple[np.ndarray, list[str], list[str]]:
+    """Many examples at once: a (N, size, size, 3) uint8 array, captions and categories (drawn with `weights`)."""
     images = np.empty((len(seeds), size, size, 3), dtype=np.uint8)
     captions, categories = [], []
     for i, seed in enumerate(seeds):
-        scene, text = _scene_and_caption(int(seed), split)
+        scene, text = _scene_and_caption(int(seed), split, weights)
         images[i] = render_array(scene, size)
         captions.append(text)
         categories.append(scene.category)

@@ -208,13 +208,27 @@ def _binding(draw: _Draw, split: str) -> Scene:
 _BUILDERS = {"Colors": _colors, "Counting": _counting, "Positional": _positional, "Binding": _binding}
 
 
-def sample_scene(rng: Any, split: str = "train", category: str | None = None) -> Scene:
-    """One random scene; its category is drawn from CATEGORY_WEIGHTS unless given."""
+def category_weights(mix: dict[str, float] | None) -> tuple[float, ...]:
+    """Weights in CATEGORIES order from a {category: weight} mix (missing categories weigh 0); None -> default."""
+    if mix is None:
+        return CATEGORY_WEIGHTS
+    unknown = sorted(set(mix) - set(CATEGORIES))
+    if unknown:
+        raise EvalkitError(f"unknown toy-world categories {', '.join(unknown)} in the mix (known: {', '.join(CATEGORIES)})")
+    weights = tuple(float(mix.get(c, 0.0)) for c in CATEGORIES)
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise EvalkitError("toy-world category weights must be >= 0 and not all 0")
+    return weights
+
+
+def sample_scene(rng: Any, split: str = "train", category: str | None = None,
+                 weights: tuple[float, ...] = CATEGORY_WEIGHTS) -> Scene:
+    """One random scene; its category is drawn with `weights` (CATEGORIES order) unless given."""
     if split not in SPLITS:
         raise EvalkitError(f"unknown toy-world split {split!r}; expected one of {', '.join(SPLITS)}")
     draw = rng if isinstance(rng, _Draw) else _Draw(rng)
     if category is None:
-        category = draw.weighted(CATEGORIES, CATEGORY_WEIGHTS)
+        category = draw.weighted(CATEGORIES, weights)
     elif category not in _BUILDERS:
         raise EvalkitError(f"unknown toy-world category {category!r}; expected one of {', '.join(CATEGORIES)}")
     return _BUILDERS[category](draw, split)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from evalkit.imagen.cascade import ImagenCascade
@@ -10,8 +11,9 @@ TINY = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (
 
 
 def tiny_trainer(tmp_path, steps, **overrides):
-    config = TrainConfig(stage="base", out=str(tmp_path), steps=steps, batch_size=16, lr=3e-3, warmup_steps=2,
-                         save_every=10, log_every=5, model=TINY, device="cpu", min_snr_gamma=None, **overrides)
+    settings = dict(stage="base", out=str(tmp_path), steps=steps, batch_size=16, lr=3e-3, warmup_steps=2,
+                    save_every=10, log_every=5, model=TINY, device="cpu", min_snr_gamma=None)
+    config = TrainConfig(**{**settings, **overrides})
     return Trainer(config, text_encoder=HashTextEncoder(max_tokens=16))
 
 
@@ -70,3 +72,44 @@ def test_train_command_rejects_bad_input(capsys):
                  "--model-opt", "dim=8", "--model-opt", "channel_mults=[1,2]", "--model-opt", "attn_levels=[1]",
                  "--out", "/tmp/evalkit-test-unused"]) == 2
     assert "not 'toyworld' and not a folder" in capsys.readouterr().err
+
+
+def test_fine_tuning_adds_coordinate_channels_without_changing_the_start(tmp_path):
+    """--init-from a checkpoint without coordinate planes: the new zero layer leaves predictions unchanged."""
+    tiny_trainer(tmp_path / "old", 3).run()
+    trainer = tiny_trainer(tmp_path / "new", 3, init_from=str(tmp_path / "old"), model={**TINY, "coord_channels": True})
+    old = ImagenCascade.from_pretrained(tmp_path / "old", text_encoder=HashTextEncoder()).stages[0].model
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([0.3, 0.8])
+    tokens, mask = torch.randn(2, 4, 16), torch.ones(2, 4, dtype=torch.bool)
+    with torch.no_grad():
+        expected = old(x, t, tokens, mask)
+        got = trainer.model.eval()(x, t, tokens, mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert trainer.stage().training["init_from"]["new_layers"] == ["coord"]
+    trainer.run()
+    assert trainer.model.coord.weight.abs().sum() > 0  # the new layer learns
+
+
+def test_coordinate_planes_tell_positions_apart():
+    from evalkit.imagen.unet import coordinate_planes
+
+    planes = coordinate_planes(torch.zeros(2, 3, 4, 4))
+    assert planes.shape == (2, 2, 4, 4)
+    assert planes[0, 0, 0, 0] < planes[0, 0, 0, 3] and planes[0, 1, 0, 0] < planes[0, 1, 3, 0]  # x grows right, y down
+    assert torch.allclose(planes[0, 0, :, 0], torch.full((4,), -0.75))
+
+
+def test_init_from_a_different_model_is_a_clear_error(tmp_path):
+    from evalkit.errors import EvalkitError
+
+    tiny_trainer(tmp_path / "old", 2).run()
+    with pytest.raises(EvalkitError, match="does not fit"):
+        tiny_trainer(tmp_path / "new", 2, init_from=str(tmp_path / "old"), model={**TINY, "dim": 16})
+
+
+def test_train_command_rejects_a_bad_category_mix(capsys):
+    from evalkit.cli import main
+
+    assert main(["train", "imagen", "--stage", "base", "--toy-mix", "Shapes=1", "--out", "/tmp/evalkit-test-unused"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown toy-world categories Shapes" in err and len(err.strip().splitlines()) == 1
