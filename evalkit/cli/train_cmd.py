@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--cond-drop", type=float, default=0.1, help="fraction trained without text (for guidance)")
     p.add_argument("--aug-max", type=float, default=0.5, help="SR stages: max noise-augmentation level in training")
     p.add_argument("--min-snr-gamma", type=float, default=5.0, help="min-SNR loss weighting; 0 turns it off")
+    p.add_argument("--loss-weighting", choices=["min-snr", "truncated-snr", "none"], default="min-snr",
+                   help="weights of the eps MSE over noise levels; truncated-snr stresses the high-noise steps "
+                        "where layout is decided")
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
@@ -93,7 +96,8 @@ def run_train(args: argparse.Namespace) -> int:
         stage=args.stage, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
         cond_drop=args.cond_drop, aug_max=args.aug_max, schedule=args.schedule,
-        min_snr_gamma=args.min_snr_gamma or None, text_encoder=encoder, text_encoder_path=args.text_encoder_path,
+        min_snr_gamma=args.min_snr_gamma or None, loss_weighting=args.loss_weighting,
+        text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
         stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix),

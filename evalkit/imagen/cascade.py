@@ -66,17 +66,9 @@ class Stage:
         from safetensors.torch import load
 
         meta_path, weights_path = Path(folder) / f"{name}.json", Path(folder) / f"{name}.safetensors"
-        for path in (meta_path, weights_path):
-            if not path.is_file():
-                raise EvalkitError(f"not an Imagen checkpoint: {path} is missing")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (ValueError, UnicodeDecodeError):
-            raise EvalkitError(f"corrupt Imagen checkpoint: {meta_path} is not valid JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise EvalkitError(f"not an Imagen checkpoint: {meta_path} has no format {FORMAT!r}")
-        if meta.get("version") != VERSION:
-            raise EvalkitError(f"{meta_path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION})")
+        meta = read_stage_metadata(folder, name)
+        if not weights_path.is_file():
+            raise EvalkitError(f"not an Imagen checkpoint: {weights_path} is missing")
         try:
             model = build_model(meta["model"])
             schedule = Schedule(meta.get("schedule", "cosine"))
@@ -94,6 +86,24 @@ class Stage:
             raise EvalkitError(f"{weights_path} does not match its config {meta_path.name}: {first}") from None
         model = model.to(device).eval().requires_grad_(False)
         return cls(name, model, meta["model"], schedule, sampling, meta.get("text_encoder", {}), meta.get("training", {}))
+
+
+def read_stage_metadata(folder: Path, name: str) -> dict:
+    """A stage's JSON metadata, checked for format and version."""
+    meta_path = Path(folder) / f"{name}.json"
+    if not meta_path.is_file():
+        raise EvalkitError(f"not an Imagen checkpoint: {meta_path} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise EvalkitError(f"corrupt Imagen checkpoint: {meta_path} is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise EvalkitError(f"not an Imagen checkpoint: {meta_path} has no format {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise EvalkitError(f"{meta_path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION})")
+    if not isinstance(meta.get("model"), dict):
+        raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: no model config")
+    return meta
 
 
 def stage_seed(seed: int, stage_index: int) -> int:

@@ -23,7 +23,7 @@ from evalkit import atomic
 from evalkit.errors import EvalkitError
 from evalkit.imagen.cascade import STAGE_NAMES, Stage
 from evalkit.imagen.data import StageBatches, collate
-from evalkit.imagen.diffusion import Schedule, augment_lowres, diffusion_loss
+from evalkit.imagen.diffusion import LOSS_WEIGHTINGS, Schedule, augment_lowres, diffusion_loss
 from evalkit.imagen.efficient_unet import build_model
 from evalkit.imagen.presets import default_sampling, model_config
 from evalkit.imagen.text_encoders import load_text_encoder
@@ -47,6 +47,7 @@ class TrainConfig:
     aug_max: float = 0.5  # SR stages: augmentation level ~ U(0, aug_max) during training
     schedule: str = "cosine"
     min_snr_gamma: float | None = 5.0
+    loss_weighting: str = "min-snr"  # min-snr | truncated-snr | none (see diffusion.loss_weights)
     text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
     text_encoder_path: str | None = None
     model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
@@ -102,6 +103,12 @@ def drop_condition(tokens, mask, rate: float, generator: torch.Generator):
     return tokens * keep[:, None, None], mask & keep[:, None]
 
 
+def checkpoint_model_config(folder: Path, stage: str) -> dict:
+    from evalkit.imagen.cascade import read_stage_metadata
+
+    return dict(read_stage_metadata(folder, stage)["model"])
+
+
 def load_initial_weights(model: torch.nn.Module, folder: Path, stage: str) -> dict:
     """Copy a checkpoint's weights for `stage` into `model` (fine-tuning). Layers the checkpoint lacks keep
     their initialisation (new layers are zero-initialised, so the model starts as the checkpoint); any other
@@ -127,15 +134,22 @@ class Trainer:
         if config.stage not in STAGE_NAMES:
             raise EvalkitError(f"--stage {config.stage!r}: choose {', '.join(STAGE_NAMES)}")
         self.config = config
+        if config.loss_weighting not in LOSS_WEIGHTINGS:
+            raise EvalkitError(f"--loss-weighting {config.loss_weighting!r}: choose {', '.join(LOSS_WEIGHTINGS)}")
+        # --min-snr-gamma 0 has always meant plain MSE
+        self.weighting = "none" if config.loss_weighting == "min-snr" and not config.min_snr_gamma else config.loss_weighting
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
         self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim) if text_encoder is None else text_encoder.spec()
         try:
-            self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
-        except ValueError as error:
-            raise EvalkitError(str(error)) from None
-        self.model = build_model(self.model_config).to(self.device)
+            if config.init_from:  # fine-tuning keeps the checkpoint's architecture unless --model-opt changes it
+                self.model_config = {**checkpoint_model_config(Path(config.init_from), config.stage), **config.model}
+            else:
+                self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
+            self.model = build_model(self.model_config).to(self.device)
+        except (ValueError, TypeError) as error:
+            raise EvalkitError(f"bad model settings: {error}") from None
         self.init_from = None
         if config.init_from and not (config.resume and (Path(config.out) / "train" / config.stage / "state.pt").is_file()):
             self.init_from = load_initial_weights(self.model, Path(config.init_from), config.stage)
@@ -179,6 +193,8 @@ class Trainer:
                     "optimizer": self.config.optimizer, "ema_decay": self.config.ema_decay, "data": self.config.data,
                     "cond_drop": self.config.cond_drop, "aug_max": self.config.aug_max,
                     "min_snr_gamma": self.config.min_snr_gamma, "seed": self.config.seed}
+        if self.config.loss_weighting != "min-snr":
+            training["loss_weighting"] = self.config.loss_weighting
         if self.config.init_from:
             training["init_from"] = self.init_from or self.config.init_from
         if self.config.toy_mix:
@@ -201,7 +217,8 @@ class Trainer:
         self.model.train()
         use_amp = config.mixed_precision and self.device.startswith("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma)
+            loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
+                                  weighting=self.weighting)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:

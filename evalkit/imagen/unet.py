@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from evalkit.imagen.layers import ResBlock, ScalarEmbedding, TextAttention, TextConditioner, group_norm
@@ -24,6 +25,9 @@ class UNetConfig:
     # Feed (x, y) coordinate planes to the first layer. Attention has no position embedding and zero padding is a
     # weak hint, so without them this small U-Net placed objects by the noise alone and ignored "left"/"top".
     coord_channels: bool = False
+    # Add text-dependent linear ramps in x and y (coefficients from the text+time embedding) at the stem and the
+    # bottleneck: a first-order path from "left"/"top" to where things go (see TextCoordinateBias).
+    text_coord_bias: bool = False
 
     def to_dict(self) -> dict:
         return {"type": "unet", **asdict(self)}
@@ -36,6 +40,25 @@ def coordinate_planes(x: torch.Tensor) -> torch.Tensor:
     xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w * 2 - 1
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x, grid_y])[None].expand(b, -1, -1, -1)
+
+
+class TextCoordinateBias(nn.Module):
+    """h += a(emb) * x + b(emb) * y per channel, with a, b linear in the conditioning embedding (zero at start).
+
+    Coordinate planes alone sit at a saddle: a ramp helps "left" prompts as much as it hurts "right" ones, so
+    its gradient averages out until the scale-shift path tells them apart, and in our runs it never grew. Making
+    the ramp's sign a function of the text gives a gradient that does not cancel.
+    """
+
+    def __init__(self, emb_dim: int, channels: int):
+        super().__init__()
+        self.to_coeff = nn.Linear(emb_dim, 2 * channels)
+        nn.init.zeros_(self.to_coeff.weight)
+        nn.init.zeros_(self.to_coeff.bias)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        coeff = self.to_coeff(F.silu(emb)).reshape(h.shape[0], h.shape[1], 2)
+        return h + torch.einsum("bck,bkhw->bchw", coeff, coordinate_planes(h))
 
 
 class UNet(nn.Module):
@@ -76,6 +99,8 @@ class UNet(nn.Module):
             TextAttention(ch, config.cond_dim, config.heads, self_attention=True),
             ResBlock(ch, ch, emb_dim, config.dropout),
         ])
+        self.coord_bias = nn.ModuleList([TextCoordinateBias(emb_dim, dim), TextCoordinateBias(emb_dim, ch)]) \
+            if config.text_coord_bias else None
         self.up = nn.ModuleList()
         for level in reversed(range(levels)):
             out_ch = dim * config.channel_mults[level]
@@ -100,10 +125,14 @@ class UNet(nn.Module):
         h = self.stem(x)
         if self.coord is not None:
             h = h + self.coord(coordinate_planes(x))
+        if self.coord_bias is not None:
+            h = self.coord_bias[0](h, emb)
         hs = [h]
         for block in self.down:
             h = self._run_block(block, h, emb, context, context_mask)
             hs.append(h)
+        if self.coord_bias is not None:
+            h = self.coord_bias[1](h, emb)
         h = self.mid[0](h, emb)
         h = self.mid[1](h, context, context_mask)
         h = self.mid[2](h, emb)

@@ -100,3 +100,20 @@ def test_sampler_config_validation():
     with pytest.raises(ValueError):
         SamplerConfig(threshold="soft").validate()
     assert math.isclose(SamplerConfig().validate().percentile, 0.995)
+
+
+def test_text_coordinate_bias_starts_at_zero_and_depends_on_the_text():
+    from evalkit.imagen.unet import TextCoordinateBias
+
+    bias = TextCoordinateBias(emb_dim=6, channels=4)
+    h, emb = torch.randn(2, 4, 8, 8), torch.randn(2, 6)
+    assert torch.equal(bias(h, emb), h)  # zero-initialised: loading older weights changes nothing
+    with torch.no_grad():
+        bias.to_coeff.weight.normal_()
+    delta = bias(h, emb) - h
+    assert not torch.allclose(delta[0], delta[1])  # the ramp differs per prompt
+    assert torch.allclose(delta[:, :, :, 0] + delta[:, :, :, -1], delta[:, :, :, 3] + delta[:, :, :, 4], atol=1e-5)  # linear in x
+    loss = (bias(h, emb)[:, :, :, :4].sum() - bias(h, emb)[:, :, :, 4:].sum())
+    bias.to_coeff.weight.grad = None
+    loss.backward()
+    assert bias.to_coeff.weight.grad.abs().sum() > 0

@@ -113,3 +113,28 @@ def test_train_command_rejects_a_bad_category_mix(capsys):
     assert main(["train", "imagen", "--stage", "base", "--toy-mix", "Shapes=1", "--out", "/tmp/evalkit-test-unused"]) == 2
     err = capsys.readouterr().err
     assert "unknown toy-world categories Shapes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_from_keeps_the_checkpoint_architecture_by_default(tmp_path):
+    tiny_trainer(tmp_path / "old", 2).run()
+    trainer = tiny_trainer(tmp_path / "new", 2, init_from=str(tmp_path / "old"), model={})
+    assert trainer.model_config == ImagenCascade.from_pretrained(tmp_path / "old", text_encoder=HashTextEncoder()).stages[0].model_config
+
+
+def test_truncated_snr_weighting_stresses_high_noise_and_trains(tmp_path):
+    from evalkit.imagen.diffusion import TRUNCATED_SNR_CAP, Schedule, loss_weights
+
+    schedule = Schedule("cosine")
+    t = torch.tensor([0.05, 0.5, 0.9, 1.0])
+    snr = schedule.log_snr(t).exp()
+    truncated = loss_weights(schedule.log_snr(t), "truncated-snr")
+    # x0-space weight max(SNR, 1): eps weight 1 at low noise, 1/SNR at high noise, capped
+    assert torch.allclose(truncated[:2], torch.clamp(1 / snr[:2], min=1.0))
+    assert truncated[2] > 10 and truncated[3] == TRUNCATED_SNR_CAP
+    assert torch.allclose(loss_weights(schedule.log_snr(t), "min-snr", 5.0), torch.clamp(5.0 / snr, max=1.0))
+    result = tiny_trainer(tmp_path, 4, loss_weighting="truncated-snr").run()
+    assert result["step"] == 4 and result["last_loss"] > 0
+    from evalkit.errors import EvalkitError
+
+    with pytest.raises(EvalkitError, match="loss-weighting"):
+        tiny_trainer(tmp_path / "bad", 1, loss_weighting="snr+1")
