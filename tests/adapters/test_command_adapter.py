@@ -12,7 +12,6 @@ import textwrap
 import time
 
 import pytest
-from PIL import Image
 
 from evalkit.adapters import AdapterOptions, GenerationBatch, create_adapter
 from evalkit.errors import EvalkitError

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from evalkit.errors import EvalkitError
-from evalkit.imagen.cascade import ImagenCascade, Stage, to_pil
+from evalkit.imagen.cascade import ImagenCascade, to_pil
 
 from .helpers import HashTextEncoder, tiny_cascade
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evalkit.imagen.efficient_unet import EfficientUNet, build_model
+from evalkit.imagen.efficient_unet import build_model
 from evalkit.imagen.sampling import SamplerConfig, guided_eps, null_condition
 from evalkit.imagen.thresholding import apply_threshold, dynamic_threshold, static_threshold
 
