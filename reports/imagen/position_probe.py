@@ -63,6 +63,28 @@ def encoder_table(cascade: ImagenCascade) -> list[str]:
     return rows
 
 
+def x0_redness_table(cascade: ImagenCascade) -> list[str]:
+    """Redness (R - (G + B) / 2) of the base's x0 prediction, averaged over the left / centre / right third of
+    columns, for one fixed x_t and four region words plus a colour change."""
+    stage = cascade.stages[0]
+    prompts = [f"a red circle {region}" for region in REGIONS] + ["a blue circle on the left"]
+    text = cascade.text_encoder.encode(prompts)
+    noise = torch.randn(1, 3, stage.image_size, stage.image_size, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for t in (0.95, 0.8, 0.6):
+        times = torch.full((len(prompts),), t)
+        alpha, sigma = stage.schedule.alpha_sigma(times[:1])
+        x = (sigma * noise).expand(len(prompts), -1, -1, -1)
+        with torch.no_grad():
+            eps = stage.model(x, times, text.tokens, text.mask)
+        x0 = (x - sigma * eps) / alpha
+        redness = (x0[:, 0] - 0.5 * (x0[:, 1] + x0[:, 2])).mean(dim=1)  # [prompts, columns]
+        thirds = [redness[:, i * stage.image_size // 3:(i + 1) * stage.image_size // 3].mean(dim=1) for i in range(3)]
+        for i, prompt in enumerate(prompts):
+            rows.append(f"| {t} | {prompt} | " + " | ".join(f"{float(third[i]):+.3f}" for third in thirds) + " |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128"))
@@ -86,7 +108,13 @@ def main() -> None:
         "",
         f"In the named third: {hits} of {total} (chance about {total // 3}).",
         "",
-        "## 2. MiniLM: cosine similarity of the differing token, by layer (0 = input embeddings)",
+        "## 2. The x0 prediction for one fixed x_t: redness by third of the image's columns",
+        "",
+        "| t | prompt | left | centre | right |",
+        "| --- | --- | --- | --- | --- |",
+        *x0_redness_table(cascade),
+        "",
+        "## 3. MiniLM: cosine similarity of the differing token, by layer (0 = input embeddings)",
         "",
         "| words | " + " | ".join(str(i) for i in range(layers)) + " |",
         "| --- |" + " --- |" * layers,
