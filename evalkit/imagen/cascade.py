@@ -176,10 +176,16 @@ class ImagenCascade:
         image = None
         for index, stage in enumerate(self.stages):
             config = (sampling or {}).get(stage.name, stage.sampling)
-            generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
-            image = sample(stage.model, stage.schedule, text.tokens, text.mask, generators, stage.image_size,
-                           config, lowres=image, progress=progress)
+            image = self.run_stage(index, text, seeds, config, lowres=image, progress=progress)
         return image
+
+    @torch.no_grad()
+    def run_stage(self, index: int, text, seeds: list[int], config: SamplerConfig, lowres=None, progress=None):
+        """One stage's samples for encoded prompts, with the same per-(seed, stage) noise as `generate`."""
+        stage = self.stages[index]
+        generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
+        return sample(stage.model, stage.schedule, text.tokens, text.mask, generators, stage.image_size, config,
+                      lowres=lowres, progress=progress)
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -59,17 +59,18 @@ LOSS_WEIGHTINGS = ("min-snr", "truncated-snr", "none")
 TRUNCATED_SNR_CAP = 50.0  # the weight 1/SNR grows without bound as t -> 1; past this the eps target is pure noise
 
 
-def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamma: float = 5.0) -> torch.Tensor:
+def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamma: float | None = 5.0) -> torch.Tensor:
     """Per-sample weights of the eps-prediction MSE.
 
     An eps error e is an x0 error e / sqrt(SNR), so plain eps-MSE weighs x0 errors by SNR, next to nothing at high
     noise, which is where the layout of an image is decided. "min-snr" (Hang et al. 2023) caps the easy low-noise
     steps: x0 weight min(SNR, gamma). "truncated-snr" (Salimans & Ho 2022) keeps the x0 weight at least 1 at high
-    noise: x0 weight max(SNR, 1), i.e. eps weight max(1, 1/SNR), capped at TRUNCATED_SNR_CAP.
+    noise: x0 weight max(SNR, 1), i.e. eps weight max(1, 1/SNR), capped at TRUNCATED_SNR_CAP. "min-snr" without a
+    gamma (None or 0) is plain MSE, as `--min-snr-gamma 0` has always meant.
     """
     snr = log_snr.float().exp()
     if weighting == "min-snr":
-        return torch.clamp(min_snr_gamma / snr, max=1.0)
+        return torch.clamp(min_snr_gamma / snr, max=1.0) if min_snr_gamma else torch.ones_like(snr)
     if weighting == "truncated-snr":
         return torch.clamp(1.0 / snr, min=1.0, max=TRUNCATED_SNR_CAP)
     if weighting == "none":
@@ -79,16 +80,12 @@ def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamm
 
 def diffusion_loss(model, schedule: Schedule, x0, tokens, mask, lowres=None, aug_level=None,
                    min_snr_gamma: float | None = None, generator: torch.Generator | None = None,
-                   weighting: str | None = None) -> torch.Tensor:
-    """Epsilon-prediction MSE at t ~ U(0, 1), weighted per `weighting` (default: min-SNR-gamma when gamma is
-    given, else none; see `loss_weights`)."""
+                   weighting: str = "min-snr") -> torch.Tensor:
+    """Epsilon-prediction MSE at t ~ U(0, 1), weighted per `weighting` (see `loss_weights`)."""
     batch = x0.shape[0]
     t = torch.rand(batch, device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
     x_t = q_sample(schedule, x0, t, noise)
     pred = model(x_t, t, tokens, mask, lowres, aug_level)
     per_sample = F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))
-    weighting = weighting or ("min-snr" if min_snr_gamma else "none")
-    if weighting != "none":
-        per_sample = per_sample * loss_weights(schedule.log_snr(t), weighting, min_snr_gamma or 5.0)
-    return per_sample.mean()
+    return (per_sample * loss_weights(schedule.log_snr(t), weighting, min_snr_gamma)).mean()

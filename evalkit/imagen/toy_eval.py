@@ -15,7 +15,6 @@ QUESTIONS = ("colour", "count", "position", "shape", "binding", "all")
 def toy_accuracy(cascade: ImagenCascade, n_prompts: int = 200, guidance: float | None = None, seed: int = 0,
                  batch_size: int = 100) -> dict[str, float]:
     """Fraction of held-out prompts whose image answers each question right (questions a prompt does not ask skipped)."""
-    from evalkit.toyworld.analyzer import score
     from evalkit.toyworld.data import heldout_prompts
 
     prompts = heldout_prompts(n_prompts)
@@ -25,14 +24,24 @@ def toy_accuracy(cascade: ImagenCascade, n_prompts: int = 200, guidance: float |
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
         images = cascade.generate([p["prompt"] for p in chunk], [seed + start + i for i in range(len(chunk))], sampling)
-        for image, prompt in zip(to_pil(images), chunk):
-            result = score(image, prompt["spec"])
-            for q in QUESTIONS:
-                if result.get(q) is not None:
-                    hits[q].append(bool(result[q]))
+        for q, values in score_images(images, chunk).items():
+            hits[q] += values
     out = {q: (sum(v) / len(v) if v else float("nan")) for q, v in hits.items()}
     out.update({f"n_{q}": len(v) for q, v in hits.items()})
     return out
+
+
+def score_images(images: torch.Tensor, prompts: list[dict]) -> dict[str, list[bool]]:
+    """Per question, the analyzer's verdict for each image whose prompt asks it (images in [-1, 1])."""
+    from evalkit.toyworld.analyzer import score
+
+    hits: dict[str, list[bool]] = {q: [] for q in QUESTIONS}
+    for image, prompt in zip(to_pil(images), prompts):
+        result = score(image, prompt["spec"])
+        for q in QUESTIONS:
+            if result.get(q) is not None:
+                hits[q].append(bool(result[q]))
+    return hits
 
 
 def accuracy_with_baseline(cascade: ImagenCascade, n_prompts: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
-from evalkit.imagen.cascade import STAGE_NAMES, Stage
+from evalkit.imagen.cascade import STAGE_NAMES, Stage, read_stage_metadata
 from evalkit.imagen.data import StageBatches, collate
 from evalkit.imagen.diffusion import LOSS_WEIGHTINGS, Schedule, augment_lowres, diffusion_loss
 from evalkit.imagen.efficient_unet import build_model
@@ -103,18 +103,10 @@ def drop_condition(tokens, mask, rate: float, generator: torch.Generator):
     return tokens * keep[:, None, None], mask & keep[:, None]
 
 
-def checkpoint_model_config(folder: Path, stage: str) -> dict:
-    from evalkit.imagen.cascade import read_stage_metadata
-
-    return dict(read_stage_metadata(folder, stage)["model"])
-
-
 def load_initial_weights(model: torch.nn.Module, folder: Path, stage: str) -> dict:
     """Copy a checkpoint's weights for `stage` into `model` (fine-tuning). Layers the checkpoint lacks keep
     their initialisation (new layers are zero-initialised, so the model starts as the checkpoint); any other
     mismatch is an error. Returns what was loaded, for the record."""
-    from evalkit.imagen.cascade import Stage
-
     source = Stage.load(folder, stage, device="cpu")
     theirs, ours = source.model.state_dict(), model.state_dict()
     unexpected = sorted(set(theirs) - set(ours))
@@ -136,22 +128,24 @@ class Trainer:
         self.config = config
         if config.loss_weighting not in LOSS_WEIGHTINGS:
             raise EvalkitError(f"--loss-weighting {config.loss_weighting!r}: choose {', '.join(LOSS_WEIGHTINGS)}")
-        # --min-snr-gamma 0 has always meant plain MSE
-        self.weighting = "none" if config.loss_weighting == "min-snr" and not config.min_snr_gamma else config.loss_weighting
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
         self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim) if text_encoder is None else text_encoder.spec()
         try:
             if config.init_from:  # fine-tuning keeps the checkpoint's architecture unless --model-opt changes it
-                self.model_config = {**checkpoint_model_config(Path(config.init_from), config.stage), **config.model}
+                self.model_config = {**read_stage_metadata(Path(config.init_from), config.stage)["model"], **config.model}
             else:
                 self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
             self.model = build_model(self.model_config).to(self.device)
         except (ValueError, TypeError) as error:
             raise EvalkitError(f"bad model settings: {error}") from None
+        self.out = Path(config.out)
+        self.train_dir = self.out / "train" / config.stage
+        self.state_path = self.train_dir / "state.pt"
+        self.log_path = self.train_dir / "loss.csv"
         self.init_from = None
-        if config.init_from and not (config.resume and (Path(config.out) / "train" / config.stage / "state.pt").is_file()):
+        if config.init_from and not (config.resume and self.state_path.is_file()):
             self.init_from = load_initial_weights(self.model, Path(config.init_from), config.stage)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.schedule = Schedule(config.schedule)
@@ -159,10 +153,6 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
         self.step = 0
         self.generator = torch.Generator().manual_seed(config.seed + 1)
-        self.out = Path(config.out)
-        self.train_dir = self.out / "train" / config.stage
-        self.state_path = self.train_dir / "state.pt"
-        self.log_path = self.train_dir / "loss.csv"
         if config.resume and self.state_path.is_file():
             self._load_state()
 
@@ -218,7 +208,7 @@ class Trainer:
         use_amp = config.mixed_precision and self.device.startswith("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
-                                  weighting=self.weighting)
+                                  weighting=config.loss_weighting)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:

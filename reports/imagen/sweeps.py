@@ -15,7 +15,6 @@ One setting changes at a time from the shipped defaults, with the same prompts a
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 import time
 from dataclasses import replace
@@ -26,9 +25,8 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from evalkit.imagen.cascade import ImagenCascade, stage_seed, to_pil  # noqa: E402
-from evalkit.imagen.sampling import sample  # noqa: E402
-from evalkit.toyworld.analyzer import score  # noqa: E402
+from evalkit.imagen.cascade import ImagenCascade  # noqa: E402
+from evalkit.imagen.toy_eval import score_images  # noqa: E402
 from evalkit.toyworld.data import heldout_prompts  # noqa: E402
 
 CHECKPOINT = REPO / "evalkit" / "imagen" / "checkpoints" / "toyworld-32-64-128"
@@ -37,19 +35,7 @@ QUESTIONS = ("colour", "count", "position", "all")
 
 
 def accuracy(images: torch.Tensor, prompts: list[dict]) -> dict[str, float]:
-    hits = collections.defaultdict(list)
-    for image, prompt in zip(to_pil(images), prompts):
-        result = score(image, prompt["spec"])
-        for q in QUESTIONS:
-            if result.get(q) is not None:
-                hits[q].append(bool(result[q]))
-    return {q: sum(v) / len(v) for q, v in hits.items()}
-
-
-def run_stage(cascade: ImagenCascade, index: int, text, seeds: list[int], config, lowres=None) -> torch.Tensor:
-    stage = cascade.stages[index]
-    generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
-    return sample(stage.model, stage.schedule, text.tokens, text.mask, generators, stage.image_size, config, lowres=lowres)
+    return {q: sum(v) / len(v) for q, v in score_images(images, prompts).items() if q in QUESTIONS and v}
 
 
 def row(group: str, label: str, acc: dict, extra: str, seconds: float) -> str:
@@ -79,8 +65,8 @@ def main() -> None:
     with torch.no_grad():
         for w in (1.0, 2.0, 4.0, 6.0, 8.0, 10.0):
             config = replace(base, guidance=w)
-            (first, second), seconds = timed(lambda: (run_stage(cascade, 0, text, seeds, config),
-                                                      run_stage(cascade, 0, text, second_seeds, config)))
+            (first, second), seconds = timed(lambda: (cascade.run_stage(0, text, seeds, config),
+                                                      cascade.run_stage(0, text, second_seeds, config)))
             acc = accuracy(first, prompts)
             diversity = float(((first - second) / 2).pow(2).mean(dim=(1, 2, 3)).sqrt().mean())
             pareto.append((w, diversity, acc["all"], acc["colour"]))
@@ -88,18 +74,18 @@ def main() -> None:
             print(rows[-1], flush=True)
         for threshold in ("none", "static", "dynamic"):
             config = replace(base, guidance=8.0, threshold=threshold)
-            images, seconds = timed(lambda: run_stage(cascade, 0, text, seeds, config))
+            images, seconds = timed(lambda: cascade.run_stage(0, text, seeds, config))
             rows.append(row("threshold (w=8)", threshold, accuracy(images, prompts), "", seconds))
             print(rows[-1], flush=True)
         few = slice(0, args.sampler_prompts)
         few_text = cascade.text_encoder.encode([p["prompt"] for p in prompts[few]])
         for sampler, steps in (("ddpm", 250), ("ddim", 50), ("dpm++2m", 25), ("dpm++2m", 20)):
             config = replace(base, sampler=sampler, steps=steps)
-            images, seconds = timed(lambda: run_stage(cascade, 0, few_text, seeds[few], config))
+            images, seconds = timed(lambda: cascade.run_stage(0, few_text, seeds[few], config))
             rows.append(row(f"sampler ({args.sampler_prompts} prompts)", f"{sampler} {steps}",
                             accuracy(images, prompts[few]), f"{2 * steps} network evals", seconds))
             print(rows[-1], flush=True)
-        lowres = run_stage(cascade, 0, text, seeds, base)
+        lowres = cascade.run_stage(0, text, seeds, base)
         sr_settings = [(f"aug level {a:g}", {"aug_level": a}) for a in (0.0, 0.1, 0.3)]
         sr_settings += [("dynamic thresholding", {"threshold": "dynamic"}),
                         ("start_t = 1 (pure noise), 8 steps", {"start_t": 1.0, "steps": 8})]
@@ -107,7 +93,7 @@ def main() -> None:
             def cascade_sr():
                 image = lowres
                 for index in (1, 2):
-                    image = run_stage(cascade, index, text, seeds, replace(cascade.stages[index].sampling, **changes), image)
+                    image = cascade.run_stage(index, text, seeds, replace(cascade.stages[index].sampling, **changes), image)
                 return image
             images, seconds = timed(cascade_sr)
             rows.append(row("SR stages (128 px)", label, accuracy(images, prompts), "", seconds))
