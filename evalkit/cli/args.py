@@ -39,3 +39,11 @@ def key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value.strip()
+
+
+def layer_list(text: str) -> list[int]:
+    """Comma-separated hidden-state indices; 'last' means -1 (a leading '-1' would read as an option)."""
+    try:
+        return [-1 if item.strip() == "last" else int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected layer indices like last,0 or 6,0, got {text!r}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from evalkit.cli.args import key_value, positive_float, positive_int
+from evalkit.cli.args import key_value, layer_list, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
+    p.add_argument("--text-layers", type=layer_list, default=[-1], metavar="LAYERS",
+                   help="minilm/t5: hidden states concatenated per token (0 = input embeddings, -1 = last; "
+                        "e.g. last,0 keeps position and number words apart)")
     p.add_argument("--clip-arch", default="ViT-B-32")
     p.add_argument("--max-tokens", type=positive_int, default=32)
     p.add_argument("--model-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -92,6 +95,8 @@ def run_train(args: argparse.Namespace) -> int:
     encoder = {"kind": args.text_encoder, "max_tokens": args.max_tokens}
     if args.text_encoder == "clip":
         encoder["arch"] = args.clip_arch
+    if args.text_layers != [-1]:
+        encoder["layers"] = args.text_layers
     config = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,

@@ -106,6 +106,16 @@ def read_stage_metadata(folder: Path, name: str) -> dict:
     return meta
 
 
+def reads_prefix_of(spec: dict, base_spec: dict) -> bool:
+    """Whether a stage trained with encoder `spec` can read the base's encoding: same encoder, and its hidden-state
+    layers are the first of the base's (an SR stage may use the last layer only while the base adds early ones)."""
+    def rest(s: dict) -> dict:
+        return {k: v for k, v in s.items() if k not in ("layers", "dim")}
+
+    layers, base_layers = list(spec.get("layers", [-1])), list(base_spec.get("layers", [-1]))
+    return rest(spec) == rest(base_spec) and base_layers[: len(layers)] == layers
+
+
 def stage_seed(seed: int, stage_index: int) -> int:
     """Distinct generator seed per (image seed, stage): an injective map, so no two stages share noise."""
     return (int(seed) * len(STAGE_NAMES) + stage_index) % (2**63)
@@ -118,7 +128,7 @@ class ImagenCascade:
         for prev, stage in zip(stages, stages[1:]):
             if not stage.is_super_resolution or int(stage.model_config["lowres_size"]) != prev.image_size:
                 raise EvalkitError(f"stage {stage.name} does not upsample the {prev.image_size}px output of {prev.name}")
-            if stage.text_encoder != stages[0].text_encoder:
+            if not reads_prefix_of(stage.text_encoder, stages[0].text_encoder):
                 raise EvalkitError(f"stage {stage.name} was trained with another text encoder than {stages[0].name}")
         self.stages = stages
         self.device = device
@@ -184,7 +194,8 @@ class ImagenCascade:
         """One stage's samples for encoded prompts, with the same per-(seed, stage) noise as `generate`."""
         stage = self.stages[index]
         generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
-        return sample(stage.model, stage.schedule, text.tokens, text.mask, generators, stage.image_size, config,
+        features = int(stage.model_config["text_dim"]) + int(stage.model_config.get("extra_text_dim", 0))
+        return sample(stage.model, stage.schedule, text.tokens[..., :features], text.mask, generators, stage.image_size, config,
                       lowres=lowres, progress=progress)
 
 

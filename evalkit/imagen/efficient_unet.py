@@ -27,6 +27,7 @@ class EfficientUNetConfig:
     num_res_blocks: tuple[int, ...] = (1, 2, 3)  # per stage, full resolution first
     attn_levels: tuple[int, ...] = (2,)  # stages with text cross-attention; never stage 0
     text_dim: int = 384
+    extra_text_dim: int = 0  # features from earlier encoder layers after the text_dim ones (TextConditioner)
     cond_dim: int = 128
     heads: int = 4
 
@@ -48,7 +49,7 @@ class EfficientUNet(nn.Module):
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)
         self.aug_emb = ScalarEmbedding(dim, emb_dim)
-        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads)
+        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads, config.extra_text_dim)
         self.stem = nn.Conv2d(6, dim, 3, padding=1)  # noisy image + upsampled low-res conditioning image
 
         chans = [dim * m for m in config.channel_mults]

@@ -39,12 +39,22 @@ class TextConditioner(nn.Module):
 
     A learned null token is always appended (and never masked) so that attention stays defined when the
     conditioning is dropped for classifier-free guidance (tokens zeroed, mask all False).
+
+    Tokens may carry `extra_dim` more features after the first `text_dim` (earlier encoder layers, see
+    HFTextEncoder.layers): they get their own LayerNorm and a zero-initialised projection added to the main one,
+    so a model fine-tuned from a checkpoint without them starts out computing exactly what the checkpoint did.
     """
 
-    def __init__(self, text_dim: int, cond_dim: int, emb_dim: int, heads: int = 4):
+    def __init__(self, text_dim: int, cond_dim: int, emb_dim: int, heads: int = 4, extra_dim: int = 0):
         super().__init__()
+        self.text_dim = text_dim
         self.norm = nn.LayerNorm(text_dim)
         self.proj = nn.Linear(text_dim, cond_dim)
+        self.extra_norm = nn.LayerNorm(extra_dim) if extra_dim else None
+        self.extra_proj = nn.Linear(extra_dim, cond_dim) if extra_dim else None
+        if self.extra_proj is not None:
+            nn.init.zeros_(self.extra_proj.weight)
+            nn.init.zeros_(self.extra_proj.bias)
         self.null_token = nn.Parameter(torch.randn(1, 1, cond_dim) * 0.02)
         self.pool_query = nn.Parameter(torch.randn(1, 1, cond_dim) * 0.02)
         self.pool = nn.MultiheadAttention(cond_dim, heads, batch_first=True)
@@ -53,7 +63,13 @@ class TextConditioner(nn.Module):
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (context [B, L+1, C], context mask [B, L+1], pooled embedding [B, emb_dim])."""
         batch = tokens.shape[0]
-        context = self.proj(self.norm(tokens)) * mask[..., None].to(tokens.dtype)
+        expected = self.text_dim + (self.extra_proj.in_features if self.extra_proj is not None else 0)
+        if tokens.shape[-1] != expected:
+            raise ValueError(f"text tokens have {tokens.shape[-1]} features; this U-Net takes {expected}")
+        context = self.proj(self.norm(tokens[..., : self.text_dim]))
+        if self.extra_proj is not None:
+            context = context + self.extra_proj(self.extra_norm(tokens[..., self.text_dim:]))
+        context = context * mask[..., None].to(tokens.dtype)
         context = torch.cat([self.null_token.expand(batch, -1, -1).to(context.dtype), context], dim=1)
         context_mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=mask.device), mask.bool()], dim=1)
         query = self.pool_query.expand(batch, -1, -1).to(context.dtype)

@@ -84,9 +84,15 @@ def _masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class HFTextEncoder(FrozenTextEncoder):
-    """BERT-family (MiniLM) or T5 encoder from a local Hugging Face folder; pooled = masked mean of tokens."""
+    """BERT-family (MiniLM) or T5 encoder from a local Hugging Face folder; pooled = masked mean of tokens.
 
-    def __init__(self, kind: str, path: str | Path, max_tokens: int = 32, device: str = "cpu"):
+    `layers` picks the hidden states concatenated per token (0 = input embeddings, -1 = last layer, the paper's
+    choice). A sentence-similarity model like all-MiniLM-L6-v2 makes "left"/"right" nearly alike by its last layer
+    (token cosine 0.89, vs 0.50 at its input embeddings), so adding an early layer keeps the words apart.
+    """
+
+    def __init__(self, kind: str, path: str | Path, max_tokens: int = 32, device: str = "cpu",
+                 layers: tuple[int, ...] = (-1,)):
         super().__init__(max_tokens, device)
         from transformers import AutoModel, AutoTokenizer, T5EncoderModel
 
@@ -101,7 +107,19 @@ class HFTextEncoder(FrozenTextEncoder):
             self.model = model.to(device).eval().requires_grad_(False)
         except (OSError, ValueError) as error:
             raise EvalkitError(f"cannot load the {kind} text encoder from {path}: {error}") from None
-        self.dim = int(self.model.config.hidden_size if kind != "t5" else self.model.config.d_model)
+        width = int(self.model.config.hidden_size if kind != "t5" else self.model.config.d_model)
+        depth = int(self.model.config.num_hidden_layers if kind != "t5" else self.model.config.num_layers)
+        self.layers = tuple(int(layer) for layer in layers)
+        if not self.layers or any(not -depth - 1 <= layer <= depth for layer in self.layers):
+            raise EvalkitError(f"text encoder layers {list(layers)}: {kind} has hidden states 0..{depth} (or -1 = last)")
+        self.width = width
+        self.dim = width * len(self.layers)
+
+    def spec(self) -> dict:
+        spec = super().spec()
+        if self.layers != (-1,):
+            spec["layers"] = list(self.layers)
+        return spec
 
     def _encode_batch(self, prompts):
         lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
@@ -109,7 +127,11 @@ class HFTextEncoder(FrozenTextEncoder):
             self._note_truncation(prompt, n)
         batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-        tokens = self.model(**batch).last_hidden_state
+        if self.layers == (-1,):
+            tokens = self.model(**batch).last_hidden_state
+        else:
+            hidden = self.model(**batch, output_hidden_states=True).hidden_states
+            tokens = torch.cat([hidden[layer] for layer in self.layers], dim=-1)
         mask = batch["attention_mask"].bool()
         return tokens, mask, _masked_mean(tokens, mask)
 
@@ -171,13 +193,16 @@ def load_text_encoder(spec: dict, device: str = "cpu", path: str | None = None) 
     """Build the encoder a checkpoint names. `path` overrides where its weights are read from."""
     kind = spec.get("kind", "minilm")
     max_tokens = int(spec.get("max_tokens", 32))
+    layers = tuple(spec.get("layers", (-1,)))
     if kind == "minilm":
-        return HFTextEncoder("minilm", path or spec.get("path") or minilm_path(), max_tokens, device)
+        return HFTextEncoder("minilm", path or spec.get("path") or minilm_path(), max_tokens, device, layers)
     if kind == "t5":
         where = path or spec.get("path")
         if not where:
             raise EvalkitError("the T5 text encoder needs a local folder with its weights (text_encoder_path)")
-        return HFTextEncoder("t5", where, max_tokens, device)
+        return HFTextEncoder("t5", where, max_tokens, device, layers)
+    if "layers" in spec:
+        raise EvalkitError("text encoder layers are supported for minilm and t5 only")
     if kind == "clip":
         return CLIPTextEncoder(spec.get("arch", "ViT-B-32"), path or spec.get("path"), max_tokens, device)
     raise EvalkitError(f"unknown text encoder {kind!r} (choose {', '.join(ENCODER_KINDS)})")

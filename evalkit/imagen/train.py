@@ -132,11 +132,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
         self.text_spec = dict(config.text_encoder, dim=self.text_encoder.dim) if text_encoder is None else text_encoder.spec()
+        main_dim = int(getattr(self.text_encoder, "width", self.text_encoder.dim))  # first layer's features
         try:
             if config.init_from:  # fine-tuning keeps the checkpoint's architecture unless --model-opt changes it
-                self.model_config = {**read_stage_metadata(Path(config.init_from), config.stage)["model"], **config.model}
+                self.model_config = self._fine_tune_config(main_dim)
             else:
-                self.model_config = model_config(config.stage, self.text_encoder.dim, **config.model)
+                extra = {"extra_text_dim": self.text_encoder.dim - main_dim} if self.text_encoder.dim > main_dim else {}
+                self.model_config = model_config(config.stage, main_dim, **extra, **config.model)
             self.model = build_model(self.model_config).to(self.device)
         except (ValueError, TypeError) as error:
             raise EvalkitError(f"bad model settings: {error}") from None
@@ -155,6 +157,16 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         if config.resume and self.state_path.is_file():
             self._load_state()
+
+    def _fine_tune_config(self, main_dim: int) -> dict:
+        """The --init-from checkpoint's U-Net config plus --model-opt; early encoder layers it lacks become a new
+        (zero-initialised) text branch."""
+        meta = read_stage_metadata(Path(self.config.init_from), self.config.stage)
+        theirs = meta.get("text_encoder", {})
+        if theirs.get("kind", "minilm") != self.text_spec.get("kind") or int(meta["model"]["text_dim"]) != main_dim:
+            raise EvalkitError(f"--init-from {self.config.init_from}: its {self.config.stage} stage was trained with "
+                               f"another text encoder ({theirs.get('kind')}, {meta['model']['text_dim']} features)")
+        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **self.config.model}
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _load_state(self) -> None:

@@ -19,6 +19,7 @@ class UNetConfig:
     num_res_blocks: int = 2
     attn_levels: tuple[int, ...] = (1, 2)  # levels (0 = full resolution) with text-conditioned self-attention
     text_dim: int = 384
+    extra_text_dim: int = 0  # features from earlier encoder layers after the text_dim ones (TextConditioner)
     cond_dim: int = 256
     heads: int = 4
     dropout: float = 0.0
@@ -69,7 +70,7 @@ class UNet(nn.Module):
         self.config = config
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)
-        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads)
+        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads, config.extra_text_dim)
         self.stem = nn.Conv2d(3, dim, 3, padding=1)
         # A separate, zero-initialised conv (not extra stem channels) so older weights load and start unchanged.
         self.coord = nn.Conv2d(2, dim, 3, padding=1) if config.coord_channels else None

@@ -17,14 +17,24 @@ TEXT_DIM = 16
 
 
 class HashTextEncoder(FrozenTextEncoder):
-    """One pseudo-random vector per word (seeded by its hash): deterministic and offline."""
+    """One pseudo-random vector per word (seeded by its hash): deterministic and offline.
+
+    `layers=2` mimics an encoder asked for two hidden states: each token gets a second vector after the first.
+    """
 
     kind = "hash"
-    dim = TEXT_DIM
 
-    def __init__(self, max_tokens: int = 8):
+    def __init__(self, max_tokens: int = 8, layers: int = 1):
         super().__init__(max_tokens)
         self.calls = 0
+        self.width, self.layers = TEXT_DIM, layers
+        self.dim = TEXT_DIM * layers
+
+    def spec(self) -> dict:
+        spec = super().spec()
+        if self.layers > 1:
+            spec["layers"] = [-1] + list(range(self.layers - 1))
+        return spec
 
     def _encode_batch(self, prompts):
         self.calls += 1
@@ -37,7 +47,8 @@ class HashTextEncoder(FrozenTextEncoder):
         for i, w in enumerate(words):
             for j, word in enumerate(w[:length]):
                 seed = int(hashlib.sha256(word.encode()).hexdigest()[:8], 16)
-                tokens[i, j] = torch.randn(self.dim, generator=torch.Generator().manual_seed(seed))
+                tokens[i, j] = torch.cat([torch.randn(TEXT_DIM, generator=torch.Generator().manual_seed(seed + k))
+                                          for k in range(self.layers)])
                 mask[i, j] = True
         return tokens, mask, tokens.mean(1)
 

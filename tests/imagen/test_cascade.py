@@ -7,7 +7,9 @@ import torch
 from evalkit.errors import EvalkitError
 from evalkit.imagen.cascade import ImagenCascade, to_pil
 
-from .helpers import HashTextEncoder, tiny_cascade
+from evalkit.imagen.efficient_unet import build_model
+
+from .helpers import TEXT_DIM, HashTextEncoder, randomize, tiny_cascade
 
 
 def test_cascade_output_shape_and_same_seed_same_image_regardless_of_batch():
@@ -108,3 +110,21 @@ def test_minilm_encoder_loads_offline_and_truncates():
         load_text_encoder({"kind": "gpt"})
     with pytest.raises(EvalkitError, match="needs a local folder"):
         load_text_encoder({"kind": "t5"})
+
+
+def test_sr_stages_read_the_leading_features_of_a_base_with_early_encoder_layers():
+    from dataclasses import replace
+
+    from evalkit.imagen.cascade import reads_prefix_of
+
+    cascade = tiny_cascade()
+    encoder = HashTextEncoder(layers=2)
+    base = cascade.stages[0]
+    config = {**base.model_config, "extra_text_dim": TEXT_DIM}
+    wide = replace(base, model=randomize(build_model(config)), model_config=config, text_encoder=encoder.spec())
+    images = ImagenCascade([wide, cascade.stages[1]], text_encoder=encoder).generate(["a red circle"], [0])
+    assert images.shape == (1, 3, 16, 16)
+    assert reads_prefix_of({"kind": "minilm"}, {"kind": "minilm", "layers": [-1, 0]})
+    assert not reads_prefix_of({"kind": "minilm", "layers": [-1, 0]}, {"kind": "minilm"})
+    assert not reads_prefix_of({"kind": "minilm", "layers": [0]}, {"kind": "minilm", "layers": [-1, 0]})
+    assert not reads_prefix_of({"kind": "t5"}, {"kind": "minilm", "layers": [-1, 0]})

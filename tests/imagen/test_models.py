@@ -117,3 +117,19 @@ def test_text_coordinate_bias_starts_at_zero_and_depends_on_the_text():
     bias.to_coeff.weight.grad = None
     loss.backward()
     assert bias.to_coeff.weight.grad.abs().sum() > 0
+
+
+def test_text_conditioner_extra_features_start_at_zero_and_wrong_widths_are_refused():
+    from evalkit.imagen.layers import TextConditioner
+
+    torch.manual_seed(0)
+    plain, extended = TextConditioner(16, 8, 12, heads=2), TextConditioner(16, 8, 12, heads=2, extra_dim=16)
+    extended.load_state_dict(plain.state_dict(), strict=False)
+    tokens, mask = torch.randn(2, 5, 32), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        for got, expected in zip(extended(tokens, mask), plain(tokens[..., :16], mask)):
+            assert torch.allclose(got, expected, atol=1e-6)
+        torch.nn.init.normal_(extended.extra_proj.weight)
+        assert not torch.allclose(extended(tokens, mask)[2], plain(tokens[..., :16], mask)[2])
+    with pytest.raises(ValueError, match="takes 32"):
+        extended(tokens[..., :16], mask)

@@ -56,3 +56,23 @@ def test_clip_text_encoder_from_a_local_weights_file(tmp_path):
     assert out.mask[0].sum() == 5  # <start> a red circle <end>
     with pytest.raises(EvalkitError, match="does not exist"):
         load_text_encoder({"kind": "clip", "arch": arch}, path=str(tmp_path / "missing.pt"))
+
+
+def test_minilm_early_layers_are_concatenated_after_the_last_and_keep_position_words_apart():
+    plain = load_text_encoder({"kind": "minilm", "max_tokens": 16})
+    both = load_text_encoder({"kind": "minilm", "max_tokens": 16, "layers": [-1, 0]})
+    assert both.dim == 768 and both.spec()["layers"] == [-1, 0] and "layers" not in plain.spec()
+    prompts = ["a red circle on the left", "a red circle on the right"]
+    a, b = plain.encode(prompts), both.encode(prompts)
+    assert b.tokens.shape == (2, a.tokens.shape[1], 768)
+    assert torch.allclose(b.tokens[..., :384], a.tokens, atol=1e-5)  # the last layer first, unchanged
+    ids = both.tokenizer(prompts, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        embeddings = both.model.embeddings(input_ids=ids)
+    assert torch.allclose(b.tokens[..., 384:], embeddings, atol=1e-5)  # hidden state 0 = the input embeddings
+    word = 6  # [CLS] a red circle on the left/right
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(b.tokens[0, word, 384:], b.tokens[1, word, 384:], dim=0) < \
+        cosine(b.tokens[0, word, :384], b.tokens[1, word, :384], dim=0) - 0.2
+    with pytest.raises(EvalkitError, match="hidden states 0..6"):
+        load_text_encoder({"kind": "minilm", "layers": [9]})

@@ -10,11 +10,11 @@ TINY = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (
         "image_size": 8}
 
 
-def tiny_trainer(tmp_path, steps, **overrides):
+def tiny_trainer(tmp_path, steps, text_layers: int = 1, **overrides):
     settings = dict(stage="base", out=str(tmp_path), steps=steps, batch_size=16, lr=3e-3, warmup_steps=2,
                     save_every=10, log_every=5, model=TINY, device="cpu", min_snr_gamma=None)
     config = TrainConfig(**{**settings, **overrides})
-    return Trainer(config, text_encoder=HashTextEncoder(max_tokens=16))
+    return Trainer(config, text_encoder=HashTextEncoder(max_tokens=16, layers=text_layers))
 
 
 def test_tiny_training_lowers_the_loss_and_writes_a_loadable_stage(tmp_path):
@@ -138,3 +138,44 @@ def test_truncated_snr_weighting_stresses_high_noise_and_trains(tmp_path):
 
     with pytest.raises(EvalkitError, match="loss-weighting"):
         tiny_trainer(tmp_path / "bad", 1, loss_weighting="snr+1")
+
+
+def test_fine_tuning_adds_early_encoder_layers_without_changing_the_start(tmp_path):
+    """--init-from a last-layer-only checkpoint with --text-layers last,0: a new zero text branch, same start."""
+    tiny_trainer(tmp_path / "old", 3).run()
+    trainer = tiny_trainer(tmp_path / "new", 3, text_layers=2, init_from=str(tmp_path / "old"), model={})
+    assert trainer.model_config["extra_text_dim"] == 16
+    assert set(trainer.stage().training["init_from"]["new_layers"]) == {"text.extra_norm", "text.extra_proj"}
+    old = ImagenCascade.from_pretrained(tmp_path / "old", text_encoder=HashTextEncoder()).stages[0].model
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([0.3, 0.8])
+    text = HashTextEncoder(layers=2).encode(["a red circle on the left", "two blue squares"])
+    with torch.no_grad():
+        expected = old(x, t, text.tokens[..., :16], text.mask)
+        got = trainer.model.eval()(x, t, text.tokens, text.mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    trainer.run()
+    assert trainer.model.text.extra_proj.weight.abs().sum() > 0  # the early-layer branch learns
+    stage = ImagenCascade.from_pretrained(tmp_path / "new", text_encoder=HashTextEncoder(layers=2)).stages[0]
+    assert stage.text_encoder["layers"] == [-1, 0] and stage.model_config["extra_text_dim"] == 16
+
+
+def test_init_from_a_checkpoint_of_another_text_encoder_is_a_clear_error(tmp_path):
+    from evalkit.errors import EvalkitError
+
+    tiny_trainer(tmp_path / "old", 2).run()
+    meta_path = tmp_path / "old" / "base.json"
+    meta_path.write_text(meta_path.read_text().replace('"kind": "hash"', '"kind": "t5"'))
+    with pytest.raises(EvalkitError, match="another text encoder"):
+        tiny_trainer(tmp_path / "new", 2, init_from=str(tmp_path / "old"), model={})
+
+
+def test_text_layers_option_parses_last_and_rejects_garbage(capsys):
+    from evalkit.cli import main
+    from evalkit.cli.args import layer_list
+
+    assert layer_list("last,0") == [-1, 0] and layer_list("6,0") == [6, 0]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own one-line usage error
+        main(["train", "imagen", "--stage", "base", "--text-layers", "last,x", "--out", "/tmp/evalkit-test-unused"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected layer indices" in err and "Traceback" not in err
