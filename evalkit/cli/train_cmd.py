@@ -39,6 +39,8 @@ def register(subparsers) -> None:
                         "e.g. last,0 keeps position and number words apart)")
     p.add_argument("--clip-arch", default="ViT-B-32")
     p.add_argument("--max-tokens", type=positive_int, default=32)
+    p.add_argument("--unet", choices=["efficient", "plain"], default="efficient",
+                   help="SR stages: the Efficient U-Net (paper App. B.1) or a plain U-Net of about its size")
     p.add_argument("--model-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="override a U-Net setting, value as JSON (e.g. dim=64, channel_mults=[1,2,4])")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -105,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
-        stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix),
+        stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix), unet=args.unet,
     )
     trainer = Trainer(config)
     hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None

@@ -45,7 +45,7 @@ class Stage:
 
     @property
     def is_super_resolution(self) -> bool:
-        return self.model_config["type"] == "efficient_unet"
+        return bool(self.model_config.get("lowres_size"))
 
     def metadata(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "stage": self.name, "model": self.model_config,

@@ -9,9 +9,21 @@ from evalkit.imagen.unet import UNetConfig
 STAGE_SIZES = {"base": (32, None), "sr1": (64, 32), "sr2": (128, 64)}
 
 
-def model_config(stage: str, text_dim: int, **overrides) -> dict:
+UNET_KINDS = ("efficient", "plain")
+
+
+def model_config(stage: str, text_dim: int, unet: str = "efficient", **overrides) -> dict:
+    """The preset U-Net config of a stage. `unet="plain"` gives an SR stage a plain U-Net of about the Efficient
+    U-Net's size instead (sr1 1.87M vs 1.76M parameters, sr2 1.07M vs 1.04M): the baseline of App. B.1's claim."""
     size, lowres = STAGE_SIZES[stage]
-    if stage == "base":
+    if unet not in UNET_KINDS:
+        raise ValueError(f"unknown U-Net kind {unet!r} (choose {', '.join(UNET_KINDS)})")
+    if unet == "plain" and stage != "base":
+        mults = (1, 2, 3) if stage == "sr1" else (1, 2, 4, 4)
+        config = UNetConfig(image_size=size, lowres_size=lowres, dim=28 if stage == "sr1" else 14, channel_mults=mults,
+                            num_res_blocks=1, attn_levels=(len(mults) - 1,), text_dim=text_dim,
+                            cond_dim=128 if stage == "sr1" else 64)
+    elif stage == "base":
         config = UNetConfig(image_size=size, dim=48, channel_mults=(1, 2, 2), num_res_blocks=2, attn_levels=(1, 2),
                             text_dim=text_dim, cond_dim=256)
     elif stage == "sr1":

@@ -62,6 +62,7 @@ class TrainConfig:
     stop_at: int | None = None  # stop (and save) at this step; the LR schedule still spans `steps`
     init_from: str | None = None  # fine-tune: start from this checkpoint folder's weights for the stage
     toy_mix: dict | None = None  # toy world only: {category: weight}; None = the default mix
+    unet: str = "efficient"  # SR stages: efficient (App. B.1) or plain (the baseline it is compared with)
 
 
 def resolve_device(name: str) -> str:
@@ -138,7 +139,7 @@ class Trainer:
                 self.model_config = self._fine_tune_config(main_dim)
             else:
                 extra = {"extra_text_dim": self.text_encoder.dim - main_dim} if self.text_encoder.dim > main_dim else {}
-                self.model_config = model_config(config.stage, main_dim, **extra, **config.model)
+                self.model_config = model_config(config.stage, main_dim, config.unet, **extra, **config.model)
             self.model = build_model(self.model_config).to(self.device)
         except (ValueError, TypeError) as error:
             raise EvalkitError(f"bad model settings: {error}") from None

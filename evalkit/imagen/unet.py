@@ -1,4 +1,6 @@
-"""The base U-Net (paper App. F.1, scaled down): BigGAN residual blocks, text in the embedding and attention."""
+"""The base U-Net (paper App. F.1, scaled down): BigGAN residual blocks, text in the embedding and attention.
+
+With `lowres_size` set it is a plain super-resolution U-Net, the baseline for the Efficient U-Net (App. B.1)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ class UNetConfig:
     # Add text-dependent linear ramps in x and y (coefficients from the text+time embedding) at the stem and the
     # bottleneck: a first-order path from "left"/"top" to where things go (see TextCoordinateBias).
     text_coord_bias: bool = False
+    # Set for a super-resolution stage (the plain-U-Net baseline the Efficient U-Net is compared with): the
+    # upsampled low-res image is concatenated on channels and the augmentation level embedded, as in EfficientUNet.
+    lowres_size: int | None = None
 
     def to_dict(self) -> dict:
         return {"type": "unet", **asdict(self)}
@@ -63,7 +68,7 @@ class TextCoordinateBias(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps(x_t, t, text) for the base stage; `lowres`/`aug_level` are accepted for a uniform interface only."""
+    """eps(x_t, t, text); with `lowres_size` set also conditioned on the low-res image and its aug level."""
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -71,7 +76,8 @@ class UNet(nn.Module):
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)
         self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads, config.extra_text_dim)
-        self.stem = nn.Conv2d(3, dim, 3, padding=1)
+        self.aug_emb = ScalarEmbedding(dim, emb_dim) if config.lowres_size else None
+        self.stem = nn.Conv2d(6 if config.lowres_size else 3, dim, 3, padding=1)
         # A separate, zero-initialised conv (not extra stem channels) so older weights load and start unchanged.
         self.coord = nn.Conv2d(2, dim, 3, padding=1) if config.coord_channels else None
         if self.coord is not None:
@@ -123,6 +129,12 @@ class UNet(nn.Module):
     def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
         context, context_mask, pooled = self.text(tokens, mask)
         emb = self.time_emb(t) + pooled
+        if self.aug_emb is not None:
+            if lowres is None or aug_level is None:
+                raise ValueError("a super-resolution U-Net needs the low-res image and its augmentation level")
+            emb = emb + self.aug_emb(aug_level)
+            up = F.interpolate(lowres, size=x.shape[-2:], mode="bilinear", align_corners=False, antialias=False)
+            x = torch.cat([x, up], dim=1)
         h = self.stem(x)
         if self.coord is not None:
             h = h + self.coord(coordinate_planes(x))

@@ -24,8 +24,12 @@ def test_base_unet_shapes_and_dtype():
     assert out.shape == (2, 3, 8, 8) and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
-def test_efficient_unet_shapes_and_uses_lowres():
-    model = randomize(build_model(tiny_sr_config()))
+@pytest.mark.parametrize("kind", ["efficient_unet", "unet"])
+def test_sr_unets_shapes_and_use_lowres(kind):
+    config = tiny_sr_config()
+    if kind == "unet":  # the plain super-resolution U-Net, the Efficient U-Net's baseline
+        config = {**tiny_base_config(), "image_size": 16, "lowres_size": 8}
+    model = randomize(build_model(config))
     tokens, mask = text()
     x, low = torch.randn(2, 3, 16, 16), torch.randn(2, 3, 8, 8)
     out = model(x, torch.rand(2), tokens, mask, low, torch.zeros(2))
@@ -133,3 +137,15 @@ def test_text_conditioner_extra_features_start_at_zero_and_wrong_widths_are_refu
         assert not torch.allclose(extended(tokens, mask)[2], plain(tokens[..., :16], mask)[2])
     with pytest.raises(ValueError, match="takes 32"):
         extended(tokens[..., :16], mask)
+
+
+def test_plain_sr_presets_are_about_the_efficient_unets_size():
+    from evalkit.imagen.presets import model_config
+
+    for stage in ("sr1", "sr2"):
+        efficient, plain = build_model(model_config(stage, 384)), build_model(model_config(stage, 384, "plain"))
+        sizes = [sum(p.numel() for p in m.parameters()) for m in (efficient, plain)]
+        assert type(plain).__name__ == "UNet" and plain.config.lowres_size == efficient.config.lowres_size
+        assert abs(sizes[1] / sizes[0] - 1) < 0.1, sizes
+    with pytest.raises(ValueError, match="unknown U-Net kind"):
+        model_config("sr1", 384, "tiny")

@@ -51,6 +51,16 @@ def test_sr_stage_trains_with_noise_augmentation(tmp_path):
     assert result["step"] == 3 and (tmp_path / "sr1.safetensors").is_file()
 
 
+def test_a_plain_unet_sr_stage_trains_and_samples_in_a_cascade(tmp_path):
+    tiny_trainer(tmp_path, 2).run()
+    config = TrainConfig(stage="sr1", out=str(tmp_path), steps=2, batch_size=4, warmup_steps=1, device="cpu", unet="plain",
+                         model={**TINY, "image_size": 16, "lowres_size": 8})
+    Trainer(config, text_encoder=HashTextEncoder(max_tokens=16)).run()
+    cascade = ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder(max_tokens=16))
+    assert [s.model_config["type"] for s in cascade.stages] == ["unet", "unet"]
+    assert cascade.generate(["a red circle"], [0]).shape == (1, 3, 16, 16)
+
+
 def test_learning_rate_warms_up_then_decays():
     config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
     assert lr_factor(0, config) == 0.1 and lr_factor(9, config) == 1.0
