@@ -6,8 +6,8 @@
 Both U-Nets (presets `--unet efficient` and `--unet plain` of `evalkit train imagen --stage sr1`) train from scratch
 on the same toy-world batches with the same settings; their steps alternate, so CPU contention hits both alike.
 Measured: the median time of a training step and of one sampling forward pass (batch 8), and the plain eps-MSE on a
-fixed validation set (64 scenes of another seed than the training batches, fixed t, noise and aug level 0) every `--eval-every` steps, compared at
-equal steps and at equal training time.
+fixed validation set (64 scenes of another seed than the training batches, fixed t, noise and aug level 0) every
+`--eval-every` steps, compared at equal steps and at equal training time.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def write_report(args, params, step_times, forward, curves, out: Path) -> None:
         "",
         f"`python reports/imagen/unet_compare.py --steps {args.steps} --batch {args.batch} --threads {args.threads}` "
         f"(CPU, {args.threads} threads; both from scratch, lr {args.lr:g}, AdamW, same toy-world batches, steps "
-        "interleaved). Validation: plain eps-MSE on 64 scenes drawn with another seed than the training batches, fixed t and noise, aug level 0.",
+        "interleaved). Validation: plain eps-MSE on 64 scenes drawn with another seed than the training batches, "
+        "fixed t and noise, aug level 0.",
         "",
         "| U-Net | parameters | training step (median) | sampling forward, batch 8 | "
         f"val loss after {args.steps} steps | val loss after {budget:.0f} s of training |",
