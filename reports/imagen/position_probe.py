@@ -1,12 +1,14 @@
 """Why the shipped base stage does not follow position words: two measurements.
 
-    python reports/imagen/position_probe.py [--checkpoint DIR] -> reports/imagen/position_probe.md
+    python reports/imagen/position_probe.py [--checkpoint DIR] [--seeds 8] [--out FILE]
+        -> reports/imagen/position_probe.md
 
 1. Same seed, four region words: for 8 seeds x {on the left, on the right, at the top, at the bottom}, where the
    object lands, and how often it lands in the named third (chance about 1/3). If the words mattered, one seed
    would give four different places.
 2. The frozen text encoder (MiniLM): cosine similarity of the token that differs between two prompts, at every
-   layer, for position words (left/right, top/bottom) and for colour and shape words (red/blue, circle/square).
+   layer, for position words (left/right, top/bottom, above/below), number words (two/three) and colour and shape
+   words (red/blue, circle/square).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ REGIONS = {"on the left": lambda x, y: x < 1 / 3, "on the right": lambda x, y: x
            "at the top": lambda x, y: y < 1 / 3, "at the bottom": lambda x, y: y > 2 / 3}
 WORD_PAIRS = [("a red circle on the left", "a red circle on the right"),
               ("a red circle at the top", "a red circle at the bottom"),
+              ("a red circle above a blue square", "a red circle below a blue square"),
+              ("two red circles", "three red circles"),
               ("a red circle on the left", "a blue circle on the left"),
               ("a red circle on the left", "a red square on the left")]
 
@@ -89,16 +93,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--out", default=str(REPO / "reports" / "imagen" / "position_probe.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=1)
-    rows, hits, total = same_seed_table(cascade)
+    rows, hits, total = same_seed_table(cascade, args.seeds)
     layers = len(encoder_table(cascade)[0].split("|")) - 3
     lines = [
         "# Position words: what the base stage and its text encoder do with them",
         "",
-        f"`python reports/imagen/position_probe.py` (checkpoint `{Path(args.checkpoint).name}`, base stage, 32 px,"
-        " shipped sampler).",
+        f"`python reports/imagen/position_probe.py --seeds {args.seeds}` (checkpoint `{Path(args.checkpoint).name}`,"
+        " base stage, 32 px, its own sampler settings).",
         "",
         "## 1. One seed, four region words: where the object lands (first object's centre, x and y in [0, 1])",
         "",
@@ -121,7 +127,7 @@ def main() -> None:
         *encoder_table(cascade),
         "",
     ]
-    (REPO / "reports" / "imagen" / "position_probe.md").write_text("\n".join(lines))
+    Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
 
 
