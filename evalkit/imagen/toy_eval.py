@@ -13,11 +13,13 @@ QUESTIONS = ("colour", "count", "position", "shape", "binding", "all")
 
 
 def toy_accuracy(cascade: ImagenCascade, n_prompts: int = 200, guidance: float | None = None, seed: int = 0,
-                 batch_size: int = 100) -> dict[str, float]:
-    """Fraction of held-out prompts whose image answers each question right (questions a prompt does not ask skipped)."""
+                 batch_size: int = 100, prompt_seed: int = 0) -> dict[str, float]:
+    """Fraction of held-out prompts whose image answers each question right (questions a prompt does not ask skipped).
+
+    `prompt_seed` 0 is the reported held-out set; 1 is the validation set that settings are chosen on."""
     from evalkit.toyworld.data import heldout_prompts
 
-    prompts = heldout_prompts(n_prompts)
+    prompts = heldout_prompts(n_prompts, seed=prompt_seed)
     sampling = {s.name: (replace(s.sampling, guidance=guidance) if guidance is not None else s.sampling)
                 for s in cascade.stages}
     hits = {q: [] for q in QUESTIONS}
@@ -44,7 +46,8 @@ def score_images(images: torch.Tensor, prompts: list[dict]) -> dict[str, list[bo
     return hits
 
 
-def accuracy_with_baseline(cascade: ImagenCascade, n_prompts: int = 200, seed: int = 0) -> dict[str, dict[str, float]]:
+def accuracy_with_baseline(cascade: ImagenCascade, n_prompts: int = 200, seed: int = 0,
+                           prompt_seed: int = 0) -> dict[str, dict[str, float]]:
     with torch.no_grad():
-        return {"guided": toy_accuracy(cascade, n_prompts, None, seed),
-                "unconditional": toy_accuracy(cascade, n_prompts, 0.0, seed)}
+        return {"guided": toy_accuracy(cascade, n_prompts, None, seed, prompt_seed=prompt_seed),
+                "unconditional": toy_accuracy(cascade, n_prompts, 0.0, seed, prompt_seed=prompt_seed)}

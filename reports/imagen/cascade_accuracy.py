@@ -1,6 +1,9 @@
 """Held-out toy-world accuracy of the whole shipped cascade (128 px) beside its unconditional baseline (w = 0).
 
     python reports/imagen/cascade_accuracy.py [--prompts 200] [--stages 3] -> reports/imagen/cascade_accuracy_cpu.json
+
+Model selection (other checkpoints, the validation prompts, base only, no baseline):
+    python reports/imagen/cascade_accuracy.py --checkpoint DIR --validation --stages 1 --no-baseline --out FILE
 """
 
 import argparse
@@ -15,18 +18,28 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from evalkit.imagen.cascade import ImagenCascade  # noqa: E402
-from evalkit.imagen.toy_eval import accuracy_with_baseline  # noqa: E402
+from evalkit.imagen.toy_eval import accuracy_with_baseline, toy_accuracy  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--prompts", type=int, default=200)
 parser.add_argument("--stages", type=int, default=3)
 parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128"))
+parser.add_argument("--validation", action="store_true", help="the validation prompts (heldout_prompts seed 1)")
+parser.add_argument("--no-baseline", action="store_true", help="skip the unconditional (w = 0) run")
+parser.add_argument("--out", default=str(REPO / "reports/imagen/cascade_accuracy_cpu.json"))
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
-cascade = ImagenCascade.from_pretrained(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128", num_stages=args.stages)
+cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=args.stages)
+prompt_seed = 1 if args.validation else 0
 start = time.time()
-result = {"seconds": time.time() - start, **accuracy_with_baseline(cascade, args.prompts)}
-result["seconds"] = time.time() - start
+if args.no_baseline:
+    with torch.no_grad():
+        result = {"guided": toy_accuracy(cascade, args.prompts, prompt_seed=prompt_seed)}
+else:
+    result = accuracy_with_baseline(cascade, args.prompts, prompt_seed=prompt_seed)
+result = {"seconds": time.time() - start, "checkpoint": Path(args.checkpoint).name, "stages": len(cascade.stages),
+          "prompts": "validation" if args.validation else "held-out", **result}
 text = json.dumps(result, indent=1)
-(REPO / "reports/imagen/cascade_accuracy_cpu.json").write_text(text + "\n")
+Path(args.out).write_text(text + "\n")
 print(text)
