@@ -57,8 +57,11 @@ def register(subparsers) -> None:
     p.add_argument("--toy-mix", type=key_value, action="append", default=[], metavar="CATEGORY=WEIGHT",
                    help="toy world: category weights, repeatable (e.g. --toy-mix Positional=0.5); unnamed ones get 0")
     p.add_argument("--eval-every", type=int, default=0,
-                   help="base stage: toy-world accuracy on held-out prompts at every N-th checkpoint step (0 = off)")
+                   help="base stage: toy-world accuracy at every N-th checkpoint step (0 = off)")
     p.add_argument("--eval-prompts", type=positive_int, default=200)
+    p.add_argument("--eval-split", choices=["validation", "heldout"], default="validation",
+                   help="prompts the periodic eval scores: validation (for choosing checkpoints) or the held-out "
+                        "benchmark prompts (for reporting)")
     p.set_defaults(handler=run_train)
 
 
@@ -117,7 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _eval_hook(args):
-    """Append held-out toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy.csv."""
+    """Append toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy-<split>.csv."""
 
     def hook(trainer) -> None:
         from evalkit.imagen.cascade import ImagenCascade
@@ -127,9 +130,10 @@ def _eval_hook(args):
             return
         stage = trainer.stage()
         cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
-        acc = accuracy_with_baseline(cascade, args.eval_prompts)
+        prompt_seed = 1 if args.eval_split == "validation" else 0  # toyworld.heldout_prompts: seed 1 = validation
+        acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=prompt_seed)
         stage.model.train(False)
-        path = trainer.train_dir / "accuracy.csv"
+        path = trainer.train_dir / f"accuracy-{args.eval_split}.csv"
         new = not path.is_file()
         with open(path, "a", encoding="utf-8") as handle:
             if new:
