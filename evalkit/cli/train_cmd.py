@@ -34,9 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
-    p.add_argument("--text-layers", type=layer_list, default=[-1], metavar="LAYERS",
+    p.add_argument("--text-layers", type=layer_list, default=None, metavar="LAYERS",
                    help="minilm/t5: hidden states concatenated per token (0 = input embeddings, -1 = last; "
-                        "e.g. last,0 keeps position and number words apart)")
+                        "e.g. last,0 keeps position and number words apart); default: last, or with --init-from "
+                        "the checkpoint's")
     p.add_argument("--clip-arch", default="ViT-B-32")
     p.add_argument("--max-tokens", type=positive_int, default=32)
     p.add_argument("--unet", choices=["efficient", "plain"], default="efficient",
@@ -100,8 +101,9 @@ def run_train(args: argparse.Namespace) -> int:
     encoder = {"kind": args.text_encoder, "max_tokens": args.max_tokens}
     if args.text_encoder == "clip":
         encoder["arch"] = args.clip_arch
-    if args.text_layers != [-1]:
-        encoder["layers"] = args.text_layers
+    layers = args.text_layers if args.text_layers is not None else _checkpoint_layers(args)
+    if layers != [-1]:
+        encoder["layers"] = layers
     config = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
@@ -117,6 +119,16 @@ def run_train(args: argparse.Namespace) -> int:
     result = trainer.run(on_checkpoint=hook)
     print(json.dumps({"stage": args.stage, "out": args.out, **result}))
     return 0
+
+
+def _checkpoint_layers(args: argparse.Namespace) -> list[int]:
+    """Encoder layers of the --init-from checkpoint's stage (so fine-tuning it needs no --text-layers), else last."""
+    if not args.init_from:
+        return [-1]
+    from evalkit.imagen.cascade import read_stage_metadata
+
+    spec = read_stage_metadata(args.init_from, args.stage).get("text_encoder", {})
+    return list(spec.get("layers", [-1])) if spec.get("kind", "minilm") == args.text_encoder else [-1]
 
 
 def _eval_hook(args):

@@ -189,3 +189,19 @@ def test_text_layers_option_parses_last_and_rejects_garbage(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "expected layer indices" in err and "Traceback" not in err
+
+
+def test_fine_tuning_inherits_the_checkpoints_encoder_layers(tmp_path):
+    """A base trained on last,0 needs no --text-layers to be fine-tuned; an explicit choice still wins."""
+    import argparse
+    import json
+
+    from evalkit.cli.train_cmd import _checkpoint_layers
+    from evalkit.imagen.cascade import FORMAT, VERSION
+
+    (tmp_path / "base.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "model": {},
+                                                    "text_encoder": {"kind": "minilm", "layers": [-1, 0]}}))
+    args = argparse.Namespace(init_from=str(tmp_path), stage="base", text_encoder="minilm")
+    assert _checkpoint_layers(args) == [-1, 0]
+    assert _checkpoint_layers(argparse.Namespace(init_from=None, stage="base", text_encoder="minilm")) == [-1]
+    assert _checkpoint_layers(argparse.Namespace(init_from=str(tmp_path), stage="base", text_encoder="t5")) == [-1]
