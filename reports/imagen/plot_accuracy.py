@@ -23,3 +23,24 @@ ax.set_ylim(0, 1)
 ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 fig.savefig(HERE / "accuracy_vs_steps.png", dpi=100)
+
+# Session 4 (H100): bases from scratch with early MiniLM layers + coordinate planes, three variants x two
+# replicates, scored on the *validation* prompts; session 1's base (held-out prompts) dashed for reference.
+runs = pd.read_csv(HERE / "gpu_session4_validation.csv")
+runs = runs[runs["mode"] == "guided"]
+session1 = frame[frame["mode"] == "guided"]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+variants = {"A": "tab:blue", "B": "tab:orange", "C": "tab:green", "A-continued": "tab:purple"}
+for ax, question in zip(axes, ("count", "position")):
+    ax.plot(session1["step"], session1[question], "k--", linewidth=1, label="session-1 recipe (held-out)")
+    for (run, replicate), rows in runs.groupby(["run", "replicate"]):
+        ax.plot(rows["step"], rows[question], "-o", markersize=3, color=variants[run],
+                alpha=0.5 + 0.5 * (replicate == 2), label=f"{run} #{replicate}")
+    ax.axhline(0.5, color="grey", linewidth=0.5)
+    ax.set_title(question)
+    ax.set_xlabel("base training steps (batch 128)")
+    ax.set_ylim(0, 1)
+axes[0].set_ylabel("accuracy (200 prompts)")
+axes[1].legend(fontsize=7)
+fig.tight_layout()
+fig.savefig(HERE / "gpu_session4_runs.png", dpi=100)
