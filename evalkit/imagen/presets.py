@@ -43,7 +43,8 @@ def default_sampling(stage: str) -> SamplerConfig:
     if stage == "base":
         # w = 3 with static clipping beat the paper-style w = 4 + dynamic thresholding on the 200 validation prompts
         # (count 56.9% vs 47.1%, colour 94.0% vs 94.5%): the palette colours sit at exactly +-1, see SR below.
-        return SamplerConfig(sampler="dpm++2m", steps=20, guidance=3.0, threshold="static")
+        # 16 DPM-Solver++ steps scored exactly as 20 on validation (12 moved a few prompts) and cost 0.76x the time.
+        return SamplerConfig(sampler="dpm++2m", steps=16, guidance=3.0, threshold="static")
     # Light SR for CPU: 2 DPM-Solver++ steps without guidance (one forward per step), started at t = 0.5 from the
     # noised upsampled low-res image (see SamplerConfig.start_t for why); 4 steps scored the same on validation.
     # Static, not dynamic, thresholding: without guidance there is little overshoot to tame, and dynamic
