@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,10 +28,13 @@ parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128"))
 parser.add_argument("--validation", action="store_true", help="the validation prompts (heldout_prompts seed 1)")
 parser.add_argument("--no-baseline", action="store_true", help="skip the unconditional (w = 0) run")
+parser.add_argument("--base-steps", type=int, default=None, help="override the base stage's sampling steps")
 parser.add_argument("--out", default=str(REPO / "reports/imagen/cascade_accuracy_cpu.json"))
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=args.stages)
+if args.base_steps:
+    cascade.stages[0].sampling = replace(cascade.stages[0].sampling, steps=args.base_steps)
 prompt_seed = 1 if args.validation else 0
 start = time.time()
 if args.no_baseline:
@@ -39,6 +43,7 @@ if args.no_baseline:
 else:
     result = accuracy_with_baseline(cascade, args.prompts, prompt_seed=prompt_seed)
 result = {"seconds": time.time() - start, "checkpoint": Path(args.checkpoint).name, "stages": len(cascade.stages),
+          "base_steps": cascade.stages[0].sampling.steps,
           "prompts": "validation" if args.validation else "held-out", **result}
 text = json.dumps(result, indent=1)
 Path(args.out).write_text(text + "\n")
