@@ -137,13 +137,13 @@ def _eval_hook(args):
     def hook(trainer) -> None:
         from evalkit.imagen.cascade import ImagenCascade
         from evalkit.imagen.toy_eval import accuracy_with_baseline
+        from evalkit.toyworld.data import PROMPT_SEEDS
 
         if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
             return
         stage = trainer.stage()
         cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
-        prompt_seed = 1 if args.eval_split == "validation" else 0  # toyworld.heldout_prompts: seed 1 = validation
-        acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=prompt_seed)
+        acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=PROMPT_SEEDS[args.eval_split])
         stage.model.train(False)
         path = trainer.train_dir / f"accuracy-{args.eval_split}.csv"
         new = not path.is_file()

@@ -41,6 +41,10 @@ def batch_arrays(seeds: Sequence[int], size: int, split: str = "train",
     return images, captions, categories
 
 
+# heldout_prompts seeds of the two prompt sets: settings are chosen on "validation", results reported on "heldout".
+PROMPT_SEEDS = {"heldout": 0, "validation": 1}
+
+
 def heldout_scenes(n: int = 200, seed: int = 0) -> list[tuple[Scene, str]]:
     """``n`` held-out scenes with distinct captions, in a fixed order for a given seed."""
     rng = random.Random(f"toyworld:heldout-prompts:{seed}")

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from evalkit.imagen.cascade import ImagenCascade  # noqa: E402
 from evalkit.imagen.toy_eval import accuracy_with_baseline, toy_accuracy  # noqa: E402
+from evalkit.toyworld.data import PROMPT_SEEDS  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--prompts", type=int, default=200)
@@ -35,7 +36,7 @@ torch.set_num_threads(args.threads)
 cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=args.stages)
 if args.base_steps:
     cascade.stages[0].sampling = replace(cascade.stages[0].sampling, steps=args.base_steps)
-prompt_seed = 1 if args.validation else 0
+prompt_seed = PROMPT_SEEDS["validation" if args.validation else "heldout"]
 start = time.time()
 if args.no_baseline:
     with torch.no_grad():
