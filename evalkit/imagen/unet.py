@@ -31,6 +31,10 @@ class UNetConfig:
     # Add text-dependent linear ramps in x and y (coefficients from the text+time embedding) at the stem and the
     # bottleneck: a first-order path from "left"/"top" to where things go (see TextCoordinateBias).
     text_coord_bias: bool = False
+    # Trainable transformer layers over the frozen encoder's tokens (TokenRefinerBlock), and pixel positions in the
+    # attention layers' queries and keys (TextAttention `position`): for relations ("a red circle left of ...").
+    text_refiner_layers: int = 0
+    attn_position: bool = False
     # Set for a super-resolution stage (the plain-U-Net baseline the Efficient U-Net is compared with): the
     # upsampled low-res image is concatenated on channels and the augmentation level embedded, as in EfficientUNet.
     lowres_size: int | None = None
@@ -75,7 +79,8 @@ class UNet(nn.Module):
         self.config = config
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)
-        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads, config.extra_text_dim)
+        self.text = TextConditioner(config.text_dim, config.cond_dim, emb_dim, config.heads, config.extra_text_dim,
+                                    config.text_refiner_layers)
         self.aug_emb = ScalarEmbedding(dim, emb_dim) if config.lowres_size else None
         self.stem = nn.Conv2d(6 if config.lowres_size else 3, dim, 3, padding=1)
         # A separate, zero-initialised conv (not extra stem channels) so older weights load and start unchanged.
@@ -86,7 +91,7 @@ class UNet(nn.Module):
 
         def attention(ch: int, level: int) -> nn.Module:
             if level in config.attn_levels:
-                return TextAttention(ch, config.cond_dim, config.heads, self_attention=True)
+                return TextAttention(ch, config.cond_dim, config.heads, True, config.attn_position)
             return nn.Identity()
 
         self.down = nn.ModuleList()
@@ -103,7 +108,7 @@ class UNet(nn.Module):
                 skips.append(ch)
         self.mid = nn.ModuleList([
             ResBlock(ch, ch, emb_dim, config.dropout),
-            TextAttention(ch, config.cond_dim, config.heads, self_attention=True),
+            TextAttention(ch, config.cond_dim, config.heads, True, config.attn_position),
             ResBlock(ch, ch, emb_dim, config.dropout),
         ])
         self.coord_bias = nn.ModuleList([TextCoordinateBias(emb_dim, dim), TextCoordinateBias(emb_dim, ch)]) \

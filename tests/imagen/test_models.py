@@ -149,3 +149,30 @@ def test_plain_sr_presets_are_about_the_efficient_unets_size():
         assert abs(sizes[1] / sizes[0] - 1) < 0.1, sizes
     with pytest.raises(ValueError, match="unknown U-Net kind"):
         model_config("sr1", 384, "tiny")
+
+
+def test_token_refiner_keeps_padding_out_and_survives_dropped_text():
+    from evalkit.imagen.layers import TextConditioner
+
+    torch.manual_seed(0)
+    cond = TextConditioner(16, 8, 12, heads=2, refiner_layers=2)
+    for block in cond.refiner:  # as after training: the residual branches are no longer zero
+        torch.nn.init.normal_(block.mlp[-1].weight, std=0.5)
+        torch.nn.init.normal_(block.attn.out_proj.weight, std=0.5)
+    tokens, mask = torch.randn(2, 5, 16), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    tokens[1, :3] = tokens[0, :3]  # same prompt, different padding values
+    with torch.no_grad():
+        context, context_mask, pooled = cond(tokens, mask)
+        assert torch.allclose(pooled[0], pooled[1], atol=1e-6) and torch.allclose(context[0], context[1], atol=1e-6)
+        assert torch.all(context[:, 4:] == 0)  # padding (after the null token) stays zero
+        _, _, dropped = cond(torch.zeros_like(tokens), torch.zeros_like(mask))  # classifier-free guidance's branch
+        assert torch.isfinite(dropped).all()
+
+
+def test_attention_positions_tell_pixels_apart():
+    from evalkit.imagen.layers import coordinate_features
+
+    features = coordinate_features(4, 6)
+    assert features.shape == (24, 18)
+    assert torch.unique(features, dim=0).shape[0] == 24
+    assert features[5, 0] > features[0, 0] and features[6, 1] > features[0, 1]  # x grows along a row, y down rows

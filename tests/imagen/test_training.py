@@ -205,3 +205,23 @@ def test_fine_tuning_inherits_the_checkpoints_encoder_layers(tmp_path):
     assert _checkpoint_layers(args) == [-1, 0]
     assert _checkpoint_layers(argparse.Namespace(init_from=None, stage="base", text_encoder="minilm")) == [-1]
     assert _checkpoint_layers(argparse.Namespace(init_from=str(tmp_path), stage="base", text_encoder="t5")) == [-1]
+
+
+def test_fine_tuning_adds_a_token_refiner_and_attention_positions_without_changing_the_start(tmp_path):
+    """The relation-reading layers are zero at start: an older checkpoint fine-tunes from exactly what it computed."""
+    tiny_trainer(tmp_path / "old", 3).run()
+    new_model = {**TINY, "text_refiner_layers": 1, "attn_position": True}
+    trainer = tiny_trainer(tmp_path / "new", 3, init_from=str(tmp_path / "old"), model=new_model)
+    old = ImagenCascade.from_pretrained(tmp_path / "old", text_encoder=HashTextEncoder()).stages[0].model
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([0.3, 0.8])
+    tokens, mask = torch.randn(2, 4, 16), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(trainer.model.eval()(x, t, tokens, mask), old(x, t, tokens, mask), atol=1e-6)
+    new_layers = trainer.stage().training["init_from"]["new_layers"]
+    assert any(name.startswith("text.refiner.0") for name in new_layers)
+    assert any(name.endswith("position") for name in new_layers)
+    trainer.run()
+    refiner_out = trainer.model.text.refiner[0].mlp[-1].weight
+    assert refiner_out.abs().sum() > 0  # the new layers learn
+    reloaded = ImagenCascade.from_pretrained(tmp_path / "new", text_encoder=HashTextEncoder()).stages[0]
+    assert reloaded.model.config.text_refiner_layers == 1 and reloaded.model.config.attn_position
