@@ -74,7 +74,10 @@ def _model_overrides(pairs) -> dict:
         try:
             value = json.loads(raw)
         except ValueError:
-            raise EvalkitError(f"--model-opt {key}={raw!r}: the value must be JSON (e.g. 64 or [1,2,4])") from None
+            if not raw.isidentifier():  # a bare word is a string (prediction=v); anything else must be JSON
+                raise EvalkitError(f"--model-opt {key}={raw!r}: the value must be JSON (e.g. 64 or [1,2,4]) "
+                                   f"or a word") from None
+            value = raw
         out[key] = tuple(value) if isinstance(value, list) else value
     return out
 

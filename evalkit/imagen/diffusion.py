@@ -59,16 +59,49 @@ LOSS_WEIGHTINGS = ("min-snr", "truncated-snr", "none")
 TRUNCATED_SNR_CAP = 50.0  # the weight 1/SNR grows without bound as t -> 1; past this the eps target is pure noise
 
 
-def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamma: float | None = 5.0) -> torch.Tensor:
-    """Per-sample weights of the eps-prediction MSE.
+PREDICTIONS = ("eps", "v")
+
+
+def prediction_target(prediction: str, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor,
+                      sigma: torch.Tensor) -> torch.Tensor:
+    """What the U-Net is trained to output: eps, or v = alpha * eps - sigma * x0 (Salimans & Ho 2022)."""
+    if prediction == "eps":
+        return noise
+    if prediction == "v":
+        return broadcast(alpha, x0) * noise - broadcast(sigma, x0) * x0
+    raise ValueError(f"unknown prediction {prediction!r} (choose {', '.join(PREDICTIONS)})")
+
+
+def predicted_x0(prediction: str, output: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor,
+                 sigma: torch.Tensor) -> torch.Tensor:
+    """x0 from the U-Net's output. From eps it divides by alpha, so near t = 1 a small eps error becomes a large x0
+    error (alpha(1) ~ 5e-5 here) and the layout comes from the noise; from v it is alpha * x_t - sigma * v."""
+    if prediction == "eps":
+        return (x_t - sigma * output) / alpha
+    if prediction == "v":
+        return alpha * x_t - sigma * output
+    raise ValueError(f"unknown prediction {prediction!r} (choose {', '.join(PREDICTIONS)})")
+
+
+def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamma: float | None = 5.0,
+                 prediction: str = "eps") -> torch.Tensor:
+    """Per-sample weights of the prediction MSE (eps or v).
 
     An eps error e is an x0 error e / sqrt(SNR), so plain eps-MSE weighs x0 errors by SNR, next to nothing at high
     noise, which is where the layout of an image is decided. "min-snr" (Hang et al. 2023) caps the easy low-noise
     steps: x0 weight min(SNR, gamma). "truncated-snr" (Salimans & Ho 2022) keeps the x0 weight at least 1 at high
     noise: x0 weight max(SNR, 1), i.e. eps weight max(1, 1/SNR), capped at TRUNCATED_SNR_CAP. "min-snr" without a
     gamma (None or 0) is plain MSE, as `--min-snr-gamma 0` has always meant.
+
+    A v error e is an x0 error e * sigma, so v-MSE weighs x0 errors by SNR + 1: the same x0 weights are
+    min(SNR, gamma) / (SNR + 1) and max(SNR, 1) / (SNR + 1) on the v-MSE (no cap needed), "none" plain v-MSE.
     """
     snr = log_snr.float().exp()
+    if prediction == "v":
+        if weighting == "min-snr":
+            return torch.clamp(snr, max=min_snr_gamma) / (snr + 1) if min_snr_gamma else torch.ones_like(snr)
+        if weighting == "truncated-snr":
+            return torch.clamp(snr, min=1.0) / (snr + 1)
     if weighting == "min-snr":
         return torch.clamp(min_snr_gamma / snr, max=1.0) if min_snr_gamma else torch.ones_like(snr)
     if weighting == "truncated-snr":
@@ -81,11 +114,20 @@ def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamm
 def diffusion_loss(model, schedule: Schedule, x0, tokens, mask, lowres=None, aug_level=None,
                    min_snr_gamma: float | None = None, generator: torch.Generator | None = None,
                    weighting: str = "min-snr") -> torch.Tensor:
-    """Epsilon-prediction MSE at t ~ U(0, 1), weighted per `weighting` (see `loss_weights`)."""
+    """MSE of the model's prediction (`model_prediction(model)`: eps or v) at t ~ U(0, 1), weighted per `weighting`."""
     batch = x0.shape[0]
+    prediction = model_prediction(model)
     t = torch.rand(batch, device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
-    x_t = q_sample(schedule, x0, t, noise)
+    alpha, sigma = schedule.alpha_sigma(t)
+    x_t = broadcast(alpha, x0) * x0 + broadcast(sigma, x0) * noise
     pred = model(x_t, t, tokens, mask, lowres, aug_level)
-    per_sample = F.mse_loss(pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))
-    return (per_sample * loss_weights(schedule.log_snr(t), weighting, min_snr_gamma)).mean()
+    target = prediction_target(prediction, x0, noise, alpha, sigma)
+    per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * loss_weights(schedule.log_snr(t), weighting, min_snr_gamma, prediction)).mean()
+
+
+def model_prediction(model) -> str:
+    """What a U-Net outputs, from its config ("eps" unless it says otherwise; torch.compile wrappers see through)."""
+    config = getattr(getattr(model, "_orig_mod", model), "config", None)
+    return getattr(config, "prediction", "eps")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from evalkit.imagen.diffusion import Schedule, augment_lowres
+from evalkit.imagen.diffusion import Schedule, augment_lowres, model_prediction, predicted_x0
 from evalkit.imagen.thresholding import apply_threshold
 
 SAMPLERS = ("ddpm", "ddim", "dpm++2m")
@@ -55,7 +55,10 @@ def null_condition(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
 
 
 def guided_eps(model, x, t, tokens, mask, guidance: float, lowres=None, aug_level=None) -> torch.Tensor:
-    """eps = w * eps(c) + (1 - w) * eps(empty), with cond and uncond in one batched forward pass."""
+    """eps = w * eps(c) + (1 - w) * eps(empty), with cond and uncond in one batched forward pass.
+
+    For a v-prediction model the same combination of its v outputs (v is affine in eps for a given x_t, so
+    guiding v is guiding eps)."""
     batch = x.shape[0]
     t_b = t.expand(batch) if t.ndim == 0 or t.shape[0] == 1 else t
     if guidance == 1.0:  # exactly the conditional prediction; skip the unconditional half
@@ -98,12 +101,13 @@ def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Gener
         up = F.interpolate(clean_lowres, size=(image_size, image_size), mode="bilinear", align_corners=False)
         x = alpha * up + sigma * x
     prev_x0, prev_h = None, None
+    prediction = model_prediction(model)
     for i in range(len(times) - 1):
         s, t = times[i], times[i + 1]
         alpha_s, sigma_s = schedule.alpha_sigma(s)
         alpha_t, sigma_t = schedule.alpha_sigma(t)
-        eps = guided_eps(model, x, s.reshape(1), tokens, mask, config.guidance, lowres, aug)
-        x0 = apply_threshold((x - sigma_s * eps) / alpha_s, config.threshold, config.percentile)
+        output = guided_eps(model, x, s.reshape(1), tokens, mask, config.guidance, lowres, aug)
+        x0 = apply_threshold(predicted_x0(prediction, output, x, alpha_s, sigma_s), config.threshold, config.percentile)
         last = i == len(times) - 2 or float(sigma_t) < 1e-6
         if config.sampler == "ddim":
             eps_hat = (x - alpha_s * x0) / sigma_s  # re-derived so the step is consistent with the clipped x0

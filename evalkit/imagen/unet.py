@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evalkit.imagen.diffusion import PREDICTIONS
 from evalkit.imagen.layers import ResBlock, ScalarEmbedding, TextAttention, TextConditioner, group_norm
 
 
@@ -35,6 +36,10 @@ class UNetConfig:
     # attention layers' queries and keys (TextAttention `position`): for relations ("a red circle left of ...").
     text_refiner_layers: int = 0
     attn_position: bool = False
+    # What the network outputs: "eps" (the paper) or "v" (Salimans & Ho 2022, as in Imagen Video). From eps, x0 near
+    # t = 1 divides a small eps error by alpha ~ 5e-5, so in this small base the noise, not the text, set where
+    # objects go; from v, x0 = alpha * x_t - sigma * v stays well-conditioned (diffusion.predicted_x0).
+    prediction: str = "eps"
     # Set for a super-resolution stage (the plain-U-Net baseline the Efficient U-Net is compared with): the
     # upsampled low-res image is concatenated on channels and the augmentation level embedded, as in EfficientUNet.
     lowres_size: int | None = None
@@ -76,6 +81,8 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig):
         super().__init__()
+        if config.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {config.prediction!r} (choose {', '.join(PREDICTIONS)})")
         self.config = config
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)

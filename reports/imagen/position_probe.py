@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from evalkit.imagen.cascade import ImagenCascade, to_pil  # noqa: E402
+from evalkit.imagen.diffusion import model_prediction, predicted_x0  # noqa: E402
 from evalkit.toyworld.analyzer import analyze  # noqa: E402
 
 REGIONS = {"on the left": lambda x, y: x < 1 / 3, "on the right": lambda x, y: x > 2 / 3,
@@ -80,8 +81,8 @@ def x0_redness_table(cascade: ImagenCascade) -> list[str]:
         alpha, sigma = stage.schedule.alpha_sigma(times[:1])
         x = (sigma * noise).expand(len(prompts), -1, -1, -1)
         with torch.no_grad():
-            eps = stage.model(x, times, text.tokens, text.mask)
-        x0 = (x - sigma * eps) / alpha
+            output = stage.model(x, times, text.tokens, text.mask)
+        x0 = predicted_x0(model_prediction(stage.model), output, x, alpha, sigma)
         redness = (x0[:, 0] - 0.5 * (x0[:, 1] + x0[:, 2])).mean(dim=1)  # [prompts, columns]
         thirds = [redness[:, i * stage.image_size // 3:(i + 1) * stage.image_size // 3].mean(dim=1) for i in range(3)]
         for i, prompt in enumerate(prompts):

@@ -70,3 +70,50 @@ def test_ancestral_sampler_is_stochastic_per_seed_and_reproducible():
     a = run_ours(schedule, "ddpm", timesteps, 1)
     assert torch.equal(a, run_ours(schedule, "ddpm", timesteps, 1))
     assert not torch.allclose(a, run_ours(schedule, "ddpm", timesteps, 2))
+
+
+def test_v_target_matches_diffusers_velocity():
+    """prediction_target("v") against diffusers' DDPMScheduler.get_velocity on the same alphas, and back to x0."""
+    from evalkit.imagen.diffusion import predicted_x0, prediction_target
+
+    schedule = Schedule("cosine")
+    alphas_cumprod = discrete_alphas(schedule).float()
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=T, trained_betas=betas_for(alphas_cumprod.double()).numpy())
+    scheduler.alphas_cumprod = alphas_cumprod
+    x0, noise = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8)
+    steps = torch.tensor([0, 250, 700, 999])
+    alpha, sigma = schedule.alpha_sigma((steps.double() + 1) / T)
+    alpha, sigma = alpha.float(), sigma.float()
+    v = prediction_target("v", x0, noise, alpha, sigma)
+    assert torch.allclose(v, scheduler.get_velocity(x0, noise, steps), atol=1e-5)
+    x_t = alpha[:, None, None, None] * x0 + sigma[:, None, None, None] * noise
+    a, s = alpha[:, None, None, None], sigma[:, None, None, None]
+    assert torch.allclose(predicted_x0("v", v, x_t, a, s), x0, atol=1e-5)
+    assert torch.allclose(predicted_x0("eps", noise[:3], x_t[:3], a[:3], s[:3]), x0[:3], atol=1e-3)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpm++2m"])
+def test_an_ideal_v_model_samples_its_one_image_as_the_ideal_eps_model_does(sampler):
+    """Data = one image c: the exact eps is (x - alpha c) / sigma and the exact v is alpha eps - sigma c; from the
+    same noise both must land on c (DDIM's last step keeps sigma(0) * eps, about 1e-3)."""
+    from types import SimpleNamespace
+
+    schedule, target = Schedule("cosine"), torch.linspace(-0.9, 0.9, 3 * 8 * 8).reshape(1, 3, 8, 8)
+
+    def ideal_eps(x, t, tokens=None, mask=None, lowres=None, aug_level=None):
+        alpha, sigma = (v.reshape(-1, 1, 1, 1) for v in schedule.alpha_sigma(t))
+        return (x - alpha * target) / sigma
+
+    class IdealV(torch.nn.Module):
+        config = SimpleNamespace(prediction="v")
+
+        def forward(self, x, t, tokens=None, mask=None, lowres=None, aug_level=None):
+            alpha, sigma = (v.reshape(-1, 1, 1, 1) for v in schedule.alpha_sigma(t))
+            return alpha * ideal_eps(x, t) - sigma * target
+
+    tokens, mask = torch.zeros(2, 1, 4), torch.ones(2, 1, dtype=torch.bool)
+    config = SamplerConfig(sampler=sampler, steps=8, guidance=3.0, threshold="static")
+    images = {name: sample(model, schedule, tokens, mask, [torch.Generator().manual_seed(i) for i in range(2)], 8, config)
+              for name, model in (("v", IdealV()), ("eps", ideal_eps))}
+    assert torch.allclose(images["v"], images["eps"], atol=1e-5)
+    assert torch.allclose(images["v"], target.expand(2, -1, -1, -1), atol=2e-3)

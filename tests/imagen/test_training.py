@@ -225,3 +225,36 @@ def test_fine_tuning_adds_a_token_refiner_and_attention_positions_without_changi
     assert refiner_out.abs().sum() > 0  # the new layers learn
     reloaded = ImagenCascade.from_pretrained(tmp_path / "new", text_encoder=HashTextEncoder()).stages[0]
     assert reloaded.model.config.text_refiner_layers == 1 and reloaded.model.config.attn_position
+
+
+def test_v_prediction_weights_equal_the_eps_weights_in_x0_terms_and_train(tmp_path):
+    """v-MSE weighs x0 errors by SNR + 1, eps-MSE by SNR: the same x0 weighting must come out either way."""
+    from evalkit.imagen.diffusion import Schedule, loss_weights
+
+    log_snr = Schedule("cosine").log_snr(torch.tensor([0.05, 0.3, 0.6, 0.9]))
+    snr = log_snr.exp()
+    for weighting, gamma in (("min-snr", 5.0), ("truncated-snr", None)):
+        x0_from_eps = loss_weights(log_snr, weighting, gamma, "eps") * snr
+        x0_from_v = loss_weights(log_snr, weighting, gamma, "v") * (snr + 1)
+        assert torch.allclose(x0_from_v, x0_from_eps, rtol=1e-4)
+    torch.manual_seed(0)
+    trainer = tiny_trainer(tmp_path, 40, model={**TINY, "prediction": "v"})
+    trainer.run()
+    losses = [float(line.split(",")[1]) for line in (tmp_path / "train/base/loss.csv").read_text().splitlines()[1:]]
+    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2
+    stage = ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder()).stages[0]
+    assert stage.model.config.prediction == "v"
+    with pytest.raises(ValueError, match="prediction"):
+        from evalkit.imagen.unet import UNet, UNetConfig
+
+        UNet(UNetConfig(**{**TINY, "prediction": "x0"}))
+
+
+def test_model_options_take_json_or_a_bare_word():
+    from evalkit.cli.train_cmd import _model_overrides
+    from evalkit.errors import EvalkitError
+
+    assert _model_overrides([("prediction", "v"), ("attn_levels", "[1,2]"), ("attn_position", "true")]) == \
+        {"prediction": "v", "attn_levels": (1, 2), "attn_position": True}
+    with pytest.raises(EvalkitError, match="must be JSON"):
+        _model_overrides([("attn_levels", "[1,2")])
