@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--loss-weighting", choices=["min-snr", "truncated-snr", "none"], default="min-snr",
                    help="weights of the eps MSE over noise levels; truncated-snr stresses the high-noise steps "
                         "where layout is decided")
+    p.add_argument("--high-noise-share", type=float, default=0.0,
+                   help="share of each batch trained at t in [0.85, 1], where 'left' vs 'right' changes the target")
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
@@ -112,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
         cond_drop=args.cond_drop, aug_max=args.aug_max, schedule=args.schedule,
         min_snr_gamma=args.min_snr_gamma or None, loss_weighting=args.loss_weighting,
+        high_noise_share=args.high_noise_share,
         text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,

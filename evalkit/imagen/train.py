@@ -48,6 +48,7 @@ class TrainConfig:
     schedule: str = "cosine"
     min_snr_gamma: float | None = 5.0
     loss_weighting: str = "min-snr"  # min-snr | truncated-snr | none (see diffusion.loss_weights)
+    high_noise_share: float = 0.0  # share of each batch with t in diffusion.HIGH_NOISE_BAND (sample_times)
     text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
     text_encoder_path: str | None = None
     model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
@@ -129,6 +130,8 @@ class Trainer:
         self.config = config
         if config.loss_weighting not in LOSS_WEIGHTINGS:
             raise EvalkitError(f"--loss-weighting {config.loss_weighting!r}: choose {', '.join(LOSS_WEIGHTINGS)}")
+        if not 0.0 <= config.high_noise_share <= 1.0:
+            raise EvalkitError(f"--high-noise-share {config.high_noise_share}: must be in [0, 1]")
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
@@ -198,6 +201,8 @@ class Trainer:
                     "min_snr_gamma": self.config.min_snr_gamma, "seed": self.config.seed}
         if self.config.loss_weighting != "min-snr":
             training["loss_weighting"] = self.config.loss_weighting
+        if self.config.high_noise_share:
+            training["high_noise_share"] = self.config.high_noise_share
         if self.config.init_from:
             training["init_from"] = self.init_from or self.config.init_from
         if self.config.toy_mix:
@@ -221,7 +226,7 @@ class Trainer:
         use_amp = config.mixed_precision and self.device.startswith("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
-                                  weighting=config.loss_weighting)
+                                  weighting=config.loss_weighting, high_noise_share=config.high_noise_share)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:

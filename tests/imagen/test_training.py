@@ -258,3 +258,20 @@ def test_model_options_take_json_or_a_bare_word():
         {"prediction": "v", "attn_levels": (1, 2), "attn_position": True}
     with pytest.raises(EvalkitError, match="must be JSON"):
         _model_overrides([("attn_levels", "[1,2")])
+
+
+def test_high_noise_share_puts_that_share_of_the_batch_in_the_layout_band(tmp_path):
+    from evalkit.errors import EvalkitError
+    from evalkit.imagen.diffusion import HIGH_NOISE_BAND, sample_times
+
+    t = sample_times(1000, 0.5, generator=torch.Generator().manual_seed(0))
+    low, high = HIGH_NOISE_BAND
+    assert t.shape == (1000,) and bool(((t[:500] >= low) & (t[:500] <= high)).all())
+    assert 0.4 < float((t[500:] < 0.5).float().mean()) < 0.6  # the rest stays uniform on [0, 1]
+    assert torch.equal(sample_times(8, 0.0, generator=torch.Generator().manual_seed(1)),
+                       torch.rand(8, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(EvalkitError, match="high-noise-share"):
+        tiny_trainer(tmp_path, 1, high_noise_share=1.5)
+    trainer = tiny_trainer(tmp_path / "ok", 2, high_noise_share=0.5)
+    trainer.run()
+    assert trainer.stage().training["high_noise_share"] == 0.5
