@@ -107,7 +107,11 @@ class TokenRefinerBlock(nn.Module):
         return tokens * mask[..., None].to(tokens.dtype)  # padding stays zero, as without the refiner
 
 
-def coordinate_features(h: int, w: int, device=None, dtype=None, frequencies: int = 4) -> torch.Tensor:
+COORDINATE_FREQUENCIES = 4
+COORDINATE_FEATURES = 2 + 4 * COORDINATE_FREQUENCIES
+
+
+def coordinate_features(h: int, w: int, device=None, dtype=None, frequencies: int = COORDINATE_FREQUENCIES) -> torch.Tensor:
     """[H*W, 2 + 4 * frequencies]: each pixel centre's (x, y) in [-1, 1] and their sines/cosines."""
     ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h * 2 - 1
     xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w * 2 - 1
@@ -164,7 +168,7 @@ class TextAttention(nn.Module):
         self.heads = heads
         # Optional absolute position of each pixel, added where queries and keys are formed (zero at start), so
         # a query can ask "which object goes on the left" without relying on zero padding seen through the convs.
-        self.position = nn.Linear(2 + 4 * 4, channels) if position else None
+        self.position = nn.Linear(COORDINATE_FEATURES, channels) if position else None
         if self.position is not None:
             nn.init.zeros_(self.position.weight)
             nn.init.zeros_(self.position.bias)

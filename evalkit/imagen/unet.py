@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from evalkit.imagen.diffusion import PREDICTIONS
-from evalkit.imagen.layers import ResBlock, ScalarEmbedding, TextAttention, TextConditioner, group_norm
+from evalkit.imagen.layers import (COORDINATE_FEATURES, ResBlock, ScalarEmbedding, TextAttention, TextConditioner,
+                                   coordinate_features, group_norm)
 
 
 @dataclass
@@ -40,6 +41,9 @@ class UNetConfig:
     # t = 1 divides a small eps error by alpha ~ 5e-5, so in this small base the noise, not the text, set where
     # objects go; from v, x0 = alpha * x_t - sigma * v stays well-conditioned (diffusion.predicted_x0).
     prediction: str = "eps"
+    # Add a text-dependent spatial map, linear in the mean token and in fixed coordinate features, at the stem and
+    # the bottleneck (TokenLayoutBias): a first-order path from "left"/"right" to where things go.
+    text_layout_bias: bool = False
     # Set for a super-resolution stage (the plain-U-Net baseline the Efficient U-Net is compared with): the
     # upsampled low-res image is concatenated on channels and the augmentation level embedded, as in EfficientUNet.
     lowres_size: int | None = None
@@ -74,6 +78,31 @@ class TextCoordinateBias(nn.Module):
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         coeff = self.to_coeff(F.silu(emb)).reshape(h.shape[0], h.shape[1], 2)
         return h + torch.einsum("bck,bkhw->bchw", coeff, coordinate_planes(h))
+
+
+class TokenLayoutBias(nn.Module):
+    """h += sum_f A_f(mean token) * feature_f(pixel), with A linear (zero at start), features from
+    `layers.coordinate_features` (x, y and their sines and cosines).
+
+    Position words move the pooled embedding by <1% (the learned pooling attends to colour and shape), and every
+    path that multiplies a pixel's position with a word through attention or scale-shift starts at a saddle (its
+    gradient for "left" prompts cancels the one for "right" prompts until another weight has grown). This path is
+    linear in its weights given the tokens and the pixel, so the first gradient step already points the right way.
+    """
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.to_coeff = nn.Linear(cond_dim, channels * COORDINATE_FEATURES)
+        nn.init.zeros_(self.to_coeff.weight)
+        nn.init.zeros_(self.to_coeff.bias)
+
+    def forward(self, h: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+        weights = context_mask[..., None].to(context.dtype)
+        mean_token = (context * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        coeff = self.to_coeff(mean_token).reshape(h.shape[0], self.channels, COORDINATE_FEATURES)
+        features = coordinate_features(h.shape[-2], h.shape[-1], h.device, h.dtype)  # [H*W, F]
+        return h + torch.einsum("bcf,pf->bcp", coeff, features).reshape(h.shape)
 
 
 class UNet(nn.Module):
@@ -120,6 +149,8 @@ class UNet(nn.Module):
         ])
         self.coord_bias = nn.ModuleList([TextCoordinateBias(emb_dim, dim), TextCoordinateBias(emb_dim, ch)]) \
             if config.text_coord_bias else None
+        self.layout_bias = nn.ModuleList([TokenLayoutBias(config.cond_dim, dim), TokenLayoutBias(config.cond_dim, ch)]) \
+            if config.text_layout_bias else None
         self.up = nn.ModuleList()
         for level in reversed(range(levels)):
             out_ch = dim * config.channel_mults[level]
@@ -152,12 +183,16 @@ class UNet(nn.Module):
             h = h + self.coord(coordinate_planes(x))
         if self.coord_bias is not None:
             h = self.coord_bias[0](h, emb)
+        if self.layout_bias is not None:
+            h = self.layout_bias[0](h, context, context_mask)
         hs = [h]
         for block in self.down:
             h = self._run_block(block, h, emb, context, context_mask)
             hs.append(h)
         if self.coord_bias is not None:
             h = self.coord_bias[1](h, emb)
+        if self.layout_bias is not None:
+            h = self.layout_bias[1](h, context, context_mask)
         h = self.mid[0](h, emb)
         h = self.mid[1](h, context, context_mask)
         h = self.mid[2](h, emb)

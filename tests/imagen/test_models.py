@@ -176,3 +176,31 @@ def test_attention_positions_tell_pixels_apart():
     assert features.shape == (24, 18)
     assert torch.unique(features, dim=0).shape[0] == 24
     assert features[5, 0] > features[0, 0] and features[6, 1] > features[0, 1]  # x grows along a row, y down rows
+
+
+def test_token_layout_bias_starts_at_zero_and_its_first_gradient_tells_words_apart():
+    """Two prompts that differ in one token, targets that differ in where things go: the zero-initialised map gets a
+    gradient at once (no saddle), and after one step the two prompts get different maps."""
+    from evalkit.imagen.unet import TokenLayoutBias
+
+    torch.manual_seed(0)
+    bias = TokenLayoutBias(cond_dim=6, channels=3)
+    h = torch.zeros(2, 3, 8, 8)
+    context, mask = torch.randn(1, 4, 6).repeat(2, 1, 1), torch.ones(2, 4, dtype=torch.bool)
+    context[1, 2] = torch.randn(6)  # "left" vs "right"
+    mask[:, 3] = False
+    assert torch.equal(bias(h, context, mask), h)
+    padded = context.clone()
+    padded[:, 3] = 100.0  # masked tokens must not matter
+    target = torch.zeros(2, 3, 8, 8)
+    target[0, :, :, :3], target[1, :, :, 5:] = 1.0, 1.0  # prompt 0 wants its object left, prompt 1 right
+    loss = ((bias(h, padded, mask) - target) ** 2).mean()
+    loss.backward()
+    assert bias.to_coeff.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        bias.to_coeff.weight -= 10.0 * bias.to_coeff.weight.grad
+        bias.to_coeff.bias -= 10.0 * bias.to_coeff.bias.grad
+        maps = bias(h, padded, mask)
+        assert torch.allclose(maps, bias(h, context, mask))
+    left_minus_right = maps[:, :, :, :3].mean(dim=(1, 2, 3)) - maps[:, :, :, 5:].mean(dim=(1, 2, 3))
+    assert left_minus_right[0] > left_minus_right[1]

@@ -207,10 +207,10 @@ def test_fine_tuning_inherits_the_checkpoints_encoder_layers(tmp_path):
     assert _checkpoint_layers(argparse.Namespace(init_from=str(tmp_path), stage="base", text_encoder="t5")) == [-1]
 
 
-def test_fine_tuning_adds_a_token_refiner_and_attention_positions_without_changing_the_start(tmp_path):
+def test_fine_tuning_adds_a_token_refiner_attention_positions_and_a_layout_bias_without_changing_the_start(tmp_path):
     """The relation-reading layers are zero at start: an older checkpoint fine-tunes from exactly what it computed."""
     tiny_trainer(tmp_path / "old", 3).run()
-    new_model = {**TINY, "text_refiner_layers": 1, "attn_position": True}
+    new_model = {**TINY, "text_refiner_layers": 1, "attn_position": True, "text_layout_bias": True}
     trainer = tiny_trainer(tmp_path / "new", 3, init_from=str(tmp_path / "old"), model=new_model)
     old = ImagenCascade.from_pretrained(tmp_path / "old", text_encoder=HashTextEncoder()).stages[0].model
     x, t = torch.randn(2, 3, 8, 8), torch.tensor([0.3, 0.8])
@@ -220,6 +220,7 @@ def test_fine_tuning_adds_a_token_refiner_and_attention_positions_without_changi
     new_layers = trainer.stage().training["init_from"]["new_layers"]
     assert any(name.startswith("text.refiner.0") for name in new_layers)
     assert any(name.endswith("position") for name in new_layers)
+    assert any(name.startswith("layout_bias") for name in new_layers)
     trainer.run()
     refiner_out = trainer.model.text.refiner[0].mlp[-1].weight
     assert refiner_out.abs().sum() > 0  # the new layers learn
