@@ -44,3 +44,20 @@ axes[0].set_ylabel("accuracy (200 prompts)")
 axes[1].legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(HERE / "gpu_session4_runs.png", dpi=100)
+
+# Session 5 (CPU, 2 cores): fine-tunes of the shipped base toward position (v-prediction, token refiner, attention
+# positions, high-noise share, token layout bias), scored by the train eval hook on 100 validation prompts.
+cpu = pd.read_csv(HERE / "cpu_session5_validation.csv")
+cpu = cpu[cpu["mode"] == "guided"]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+for ax, question in zip(axes, ("count", "position")):
+    for run, rows in cpu.groupby("run", sort=False):
+        ax.plot(rows["steps_since_shipped"], rows[question], "o-" if len(rows) > 1 else "o", label=run)
+    ax.axhline(0.5, color="grey", linewidth=0.5)
+    ax.set_title(question)
+    ax.set_xlabel("CPU fine-tune steps since the shipped base (batch 64)")
+    ax.set_ylim(0, 1)
+axes[0].set_ylabel("validation accuracy (100 prompts, base only)")
+axes[1].legend(fontsize=6)
+fig.tight_layout()
+fig.savefig(HERE / "cpu_session5_runs.png", dpi=100)
