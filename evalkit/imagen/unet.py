@@ -55,10 +55,8 @@ class UNetConfig:
 def coordinate_planes(x: torch.Tensor) -> torch.Tensor:
     """[B, 2, H, W]: the x and y coordinate of each pixel centre, in [-1, 1]."""
     b, _, h, w = x.shape
-    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h * 2 - 1
-    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w * 2 - 1
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y])[None].expand(b, -1, -1, -1)
+    planes = coordinate_features(h, w, x.device, x.dtype, frequencies=0).T.reshape(2, h, w)
+    return planes[None].expand(b, -1, -1, -1)
 
 
 class TextCoordinateBias(nn.Module):

@@ -29,35 +29,45 @@ fig.savefig(HERE / "accuracy_vs_steps.png", dpi=100)
 runs = pd.read_csv(HERE / "gpu_session4_validation.csv")
 runs = runs[runs["mode"] == "guided"]
 session1 = frame[frame["mode"] == "guided"]
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+
+
+def count_position_figure(draw, xlabel: str, ylabel: str, legend_size: int, name: str) -> None:
+    """Two panels (count, position) with the 50% line; `draw(ax, question)` plots the runs."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, question in zip(axes, ("count", "position")):
+        draw(ax, question)
+        ax.axhline(0.5, color="grey", linewidth=0.5)
+        ax.set_title(question)
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel(ylabel)
+    axes[1].legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(HERE / name, dpi=100)
+
+
 variants = {"A": "tab:blue", "B": "tab:orange", "C": "tab:green", "A-continued": "tab:purple"}
-for ax, question in zip(axes, ("count", "position")):
+
+
+def draw_gpu_runs(ax, question: str) -> None:
     ax.plot(session1["step"], session1[question], "k--", linewidth=1, label="session-1 recipe (held-out)")
     for (run, replicate), rows in runs.groupby(["run", "replicate"]):
         ax.plot(rows["step"], rows[question], "-o", markersize=3, color=variants[run],
                 alpha=0.5 + 0.5 * (replicate == 2), label=f"{run} #{replicate}")
-    ax.axhline(0.5, color="grey", linewidth=0.5)
-    ax.set_title(question)
-    ax.set_xlabel("base training steps (batch 128)")
-    ax.set_ylim(0, 1)
-axes[0].set_ylabel("accuracy (200 prompts)")
-axes[1].legend(fontsize=7)
-fig.tight_layout()
-fig.savefig(HERE / "gpu_session4_runs.png", dpi=100)
+
+
+count_position_figure(draw_gpu_runs, "base training steps (batch 128)", "accuracy (200 prompts)", 7, "gpu_session4_runs.png")
 
 # Session 5 (CPU, 2 cores): fine-tunes of the shipped base toward position (v-prediction, token refiner, attention
 # positions, high-noise share, token layout bias), scored by the train eval hook on 100 validation prompts.
 cpu = pd.read_csv(HERE / "cpu_session5_validation.csv")
 cpu = cpu[cpu["mode"] == "guided"]
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-for ax, question in zip(axes, ("count", "position")):
+
+
+def draw_cpu_runs(ax, question: str) -> None:
     for run, rows in cpu.groupby("run", sort=False):
         ax.plot(rows["steps_since_shipped"], rows[question], "o-" if len(rows) > 1 else "o", label=run)
-    ax.axhline(0.5, color="grey", linewidth=0.5)
-    ax.set_title(question)
-    ax.set_xlabel("CPU fine-tune steps since the shipped base (batch 64)")
-    ax.set_ylim(0, 1)
-axes[0].set_ylabel("validation accuracy (100 prompts, base only)")
-axes[1].legend(fontsize=6)
-fig.tight_layout()
-fig.savefig(HERE / "cpu_session5_runs.png", dpi=100)
+
+
+count_position_figure(draw_cpu_runs, "CPU fine-tune steps since the shipped base (batch 64)",
+                      "validation accuracy (100 prompts, base only)", 6, "cpu_session5_runs.png")
