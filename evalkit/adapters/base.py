@@ -56,6 +56,21 @@ class Adapter(Protocol):
         """One RGB image of size (batch.width, batch.height) per prompt, in order."""
 
 
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+parse_bool.__name__ = "boolean (true/false)"  # pop_option names the expected type by __name__
+
+
 def pop_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:
     """Read one `--opt` value with a clear error when it does not parse."""
     from evalkit.errors import EvalkitError

@@ -28,25 +28,12 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
 
 OPTIONS = {"resize"}
 EXTENSIONS = ("png", "jpg", "jpeg", "webp")
 IMAGE_NAME = re.compile(r"^(\d+)_(\d+)\.(" + "|".join(EXTENSIONS) + r")$", re.IGNORECASE)
-TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in TRUE_WORDS:
-        return True
-    if lowered in FALSE_WORDS:
-        return False
-    raise ValueError(text)
-
-
-parse_bool.__name__ = "boolean (true/false)"  # pop_option names the expected type by __name__
 
 
 def expected_name(prompt_index: int, sample: int) -> str:

@@ -8,6 +8,7 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
                                                 threshold: none, static, dynamic)
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
+  expert=false                   sample without the base's high-noise expert, if the checkpoint has one
 Each image uses its own seed-derived torch.Generator for all its noise, so an image depends on its seed and
 prompt only, not on the rest of its batch. A requested size other than the cascade's is reached by resizing.
 """
@@ -18,14 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option
 from evalkit.errors import EvalkitError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "imagen" / "checkpoints" / "toyworld-32-64-128"
 BASE_OPTIONS = {"steps": int, "guidance": float, "sampler": str, "threshold": str}
 SR_OPTIONS = {"sr_steps": int, "sr_guidance": float, "sr_sampler": str, "sr_threshold": str,
               "sr_aug_level": float, "sr_start_t": float}
-OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path"}
+OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert"}
 
 
 class ImagenAdapter:
@@ -44,7 +45,8 @@ class ImagenAdapter:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EvalkitError("--device cuda: no CUDA device is available")
-        self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages)
+        experts = pop_option(options, "expert", True, parse_bool)
+        self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages, experts=experts)
         self.cascade.text_encoder_path = pop_option(options, "text_encoder_path", None, str)
         self.sampling = {}
         try:
@@ -59,7 +61,7 @@ class ImagenAdapter:
         self.default_size = (size, size)
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             # The shipped checkpoint is named, not located, so the run id is the same on every machine.
             "checkpoint": f"shipped:{DEFAULT_CHECKPOINT.name}" if self.model_path == DEFAULT_CHECKPOINT else str(self.model_path.resolve()),
             "stages": [s.name for s in self.cascade.stages],
@@ -67,6 +69,10 @@ class ImagenAdapter:
             "text_encoder": self.cascade.stages[0].text_encoder,
             "sampling": {name: cfg.to_dict() for name, cfg in self.sampling.items()},
         }
+        experts = [stage.expert.name for stage in self.cascade.stages if stage.expert is not None]
+        if experts:  # only then, so runs of expert-less checkpoints keep their ids
+            config["experts"] = experts
+        return config
 
     def checkpoint_hash(self) -> str | None:
         return self.cascade.checkpoint_hash()

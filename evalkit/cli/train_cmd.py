@@ -33,6 +33,9 @@ def register(subparsers) -> None:
                         "where layout is decided")
     p.add_argument("--high-noise-share", type=float, default=0.0,
                    help="share of each batch trained at t in [0.85, 1], where 'left' vs 'right' changes the target")
+    p.add_argument("--expert-band", type=positive_float, default=None, metavar="T_MIN",
+                   help="base stage: train its high-noise expert (eDiff-I), used for t in [T_MIN, 1] and saved as "
+                        "base_expert beside the base; v-prediction unless --model-opt says otherwise")
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
@@ -114,12 +117,14 @@ def run_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
         cond_drop=args.cond_drop, aug_max=args.aug_max, schedule=args.schedule,
         min_snr_gamma=args.min_snr_gamma or None, loss_weighting=args.loss_weighting,
-        high_noise_share=args.high_noise_share,
+        high_noise_share=args.high_noise_share, expert_band=args.expert_band,
         text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
         stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix), unet=args.unet,
     )
+    if args.expert_band is not None and args.eval_every:
+        _base_for_expert(args, "cpu")  # fail now, not at the first evaluation
     trainer = Trainer(config)
     hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None
     result = trainer.run(on_checkpoint=hook)
@@ -137,6 +142,18 @@ def _checkpoint_layers(args: argparse.Namespace) -> list[int]:
     return list(spec.get("layers", [-1])) if spec.get("kind", "minilm") == args.text_encoder else [-1]
 
 
+def _base_for_expert(args, device: str):
+    from pathlib import Path
+
+    from evalkit.errors import EvalkitError
+    from evalkit.imagen.cascade import Stage
+
+    for folder in (args.out, args.init_from):
+        if folder and (Path(folder) / "base.json").is_file():
+            return Stage.load(Path(folder), "base", device, experts=False)
+    raise EvalkitError("--eval-every with --expert-band: no base stage in --out or --init-from to pair the expert with")
+
+
 def _eval_hook(args):
     """Append toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy-<split>.csv."""
 
@@ -148,9 +165,12 @@ def _eval_hook(args):
         if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
             return
         stage = trainer.stage()
+        if stage.band is not None:  # an expert is scored inside its base: from --out, else from --init-from
+            stage = _base_for_expert(args, trainer.device)
+            stage.attach_expert(trainer.stage())
         cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
         acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=PROMPT_SEEDS[args.eval_split])
-        stage.model.train(False)
+        trainer.ema.train(False)
         path = trainer.train_dir / f"accuracy-{args.eval_split}.csv"
         new = not path.is_file()
         with open(path, "a", encoding="utf-8") as handle:

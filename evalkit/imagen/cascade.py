@@ -4,7 +4,9 @@ A checkpoint is a folder holding, per stage (`base`, then optionally `sr1`, then
   <stage>.json         {"format": "evalkit-imagen-stage", "version": 1, "stage", "model" (U-Net config),
                         "schedule", "sampling" (default SamplerConfig), "text_encoder" (spec), "training"}
   <stage>.safetensors  the (EMA) weights, stored as float16 to keep the shipped checkpoint small.
-Stages are trained independently, so each writes only its own two files.
+Stages are trained independently, so each writes only its own two files. A stage may have a noise-level expert
+(experts.py) in `<stage>_expert.json/.safetensors`, whose JSON adds "band": [t_min, 1], the times it denoises;
+it is loaded with its stage unless `experts=False`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from evalkit import atomic
 from evalkit.errors import EvalkitError
 from evalkit.imagen.diffusion import Schedule
 from evalkit.imagen.efficient_unet import build_model
+from evalkit.imagen.experts import NoiseBandEnsemble
 from evalkit.imagen.sampling import SamplerConfig, sample
 from evalkit.imagen.text_encoders import FrozenTextEncoder, load_text_encoder
 
 FORMAT, VERSION = "evalkit-imagen-stage", 1
 STAGE_NAMES = ("base", "sr1", "sr2")
+EXPERT_SUFFIX = "_expert"
 
 
 @dataclass
@@ -38,6 +42,15 @@ class Stage:
     sampling: SamplerConfig
     text_encoder: dict
     training: dict = field(default_factory=dict)
+    band: tuple[float, float] | None = None  # set on a noise-level expert: the times t it denoises
+    expert: "Stage | None" = None  # this stage's high-noise expert, if it has one
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """What sampling calls: the U-Net, or the U-Net with its expert taking the expert's band."""
+        if self.expert is None:
+            return self.model
+        return NoiseBandEnsemble(self.model, self.expert.model, self.expert.band[0], self.schedule)
 
     @property
     def image_size(self) -> int:
@@ -48,9 +61,12 @@ class Stage:
         return bool(self.model_config.get("lowres_size"))
 
     def metadata(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "stage": self.name, "model": self.model_config,
+        meta = {"format": FORMAT, "version": VERSION, "stage": self.name, "model": self.model_config,
                 "schedule": self.schedule.name, "sampling": self.sampling.to_dict(),
                 "text_encoder": self.text_encoder, "training": self.training}
+        if self.band is not None:
+            meta["band"] = list(self.band)
+        return meta
 
     def save(self, folder: Path, state_dict: dict | None = None) -> None:
         from safetensors.torch import save
@@ -62,7 +78,7 @@ class Stage:
         atomic.write_json(folder / f"{self.name}.json", self.metadata())
 
     @classmethod
-    def load(cls, folder: Path, name: str, device: str = "cpu") -> "Stage":
+    def load(cls, folder: Path, name: str, device: str = "cpu", experts: bool = True) -> "Stage":
         from safetensors.torch import load
 
         meta_path, weights_path = Path(folder) / f"{name}.json", Path(folder) / f"{name}.safetensors"
@@ -73,6 +89,7 @@ class Stage:
             model = build_model(meta["model"])
             schedule = Schedule(meta.get("schedule", "cosine"))
             sampling = SamplerConfig(**meta.get("sampling", {})).validate()
+            band = _band(meta.get("band"))
         except (KeyError, TypeError, ValueError) as error:
             raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {error}") from None
         try:
@@ -85,7 +102,31 @@ class Stage:
             first = str(error).strip().splitlines()[0]
             raise EvalkitError(f"{weights_path} does not match its config {meta_path.name}: {first}") from None
         model = model.to(device).eval().requires_grad_(False)
-        return cls(name, model, meta["model"], schedule, sampling, meta.get("text_encoder", {}), meta.get("training", {}))
+        stage = cls(name, model, meta["model"], schedule, sampling, meta.get("text_encoder", {}), meta.get("training", {}), band)
+        expert_name = name + EXPERT_SUFFIX
+        if experts and not name.endswith(EXPERT_SUFFIX) and (Path(folder) / f"{expert_name}.json").is_file():
+            stage.attach_expert(cls.load(folder, expert_name, device, experts=False))
+        return stage
+
+    def attach_expert(self, expert: "Stage") -> None:
+        """Use `expert` for its band of t; it must denoise the same images from the same text."""
+        where = f"expert {expert.name} of {self.name}"
+        if expert.band is None:
+            raise EvalkitError(f"{where}: its JSON has no band")
+        if expert.image_size != self.image_size or expert.is_super_resolution != self.is_super_resolution:
+            raise EvalkitError(f"{where}: makes {expert.image_size}px images, the stage {self.image_size}px")
+        if expert.text_encoder != self.text_encoder or expert.schedule.name != self.schedule.name:
+            raise EvalkitError(f"{where}: trained with another text encoder or noise schedule than its stage")
+        self.expert = expert
+
+
+def _band(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    low, high = (float(v) for v in value)
+    if not 0.0 < low < high <= 1.0:
+        raise ValueError(f"band {value} is not a range of times in (0, 1]")
+    return low, high
 
 
 def read_stage_metadata(folder: Path, name: str) -> dict:
@@ -147,7 +188,7 @@ class ImagenCascade:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu", num_stages: int | None = None,
-                        text_encoder: FrozenTextEncoder | None = None) -> "ImagenCascade":
+                        text_encoder: FrozenTextEncoder | None = None, experts: bool = True) -> "ImagenCascade":
         folder = Path(folder)
         if not folder.is_dir():
             raise EvalkitError(f"Imagen checkpoint folder {folder} does not exist")
@@ -161,15 +202,17 @@ class ImagenCascade:
             if not 1 <= num_stages <= len(names):
                 raise EvalkitError(f"{folder} has {len(names)} stage(s); cannot use {num_stages}")
             names = names[:num_stages]
-        return cls([Stage.load(folder, name, device) for name in names], text_encoder, device)
+        return cls([Stage.load(folder, name, device, experts) for name in names], text_encoder, device)
 
     def save_pretrained(self, folder: str | Path) -> None:
         for stage in self.stages:
             stage.save(Path(folder))
+            if stage.expert is not None:
+                stage.expert.save(Path(folder))
 
     def checkpoint_hash(self) -> str:
         digest = hashlib.sha256()
-        for stage in self.stages:
+        for stage in [s for top in self.stages for s in (top, top.expert) if s is not None]:
             digest.update(json.dumps(stage.metadata(), sort_keys=True).encode())
             for key, value in sorted(stage.model.state_dict().items()):
                 digest.update(key.encode())
@@ -195,7 +238,7 @@ class ImagenCascade:
         stage = self.stages[index]
         generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
         features = int(stage.model_config["text_dim"]) + int(stage.model_config.get("extra_text_dim", 0))
-        return sample(stage.model, stage.schedule, text.tokens[..., :features], text.mask, generators, stage.image_size, config,
+        return sample(stage.denoiser, stage.schedule, text.tokens[..., :features], text.mask, generators, stage.image_size, config,
                       lowres=lowres, progress=progress)
 
 

@@ -115,8 +115,10 @@ def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamm
 HIGH_NOISE_BAND = (0.85, 1.0)
 
 
-def sample_times(batch: int, high_noise_share: float = 0.0, device=None, generator=None) -> torch.Tensor:
-    """t ~ U(0, 1), except that the first `high_noise_share` of the batch draws from HIGH_NOISE_BAND.
+def sample_times(batch: int, high_noise_share: float = 0.0, device=None, generator=None,
+                 band: tuple[float, float] = HIGH_NOISE_BAND) -> torch.Tensor:
+    """t ~ U(0, 1), except that the first `high_noise_share` of the batch draws from `band` (a noise-level expert,
+    experts.py, trains with share 1 on its own band).
 
     Whether an object goes left or right only changes the best prediction at high noise (below it, x_t already
     shows where things are), so with uniform t few samples carry that signal; this share concentrates them."""
@@ -124,18 +126,19 @@ def sample_times(batch: int, high_noise_share: float = 0.0, device=None, generat
         raise ValueError(f"high_noise_share must be in [0, 1], got {high_noise_share}")
     t = torch.rand(batch, device=device, generator=generator)
     n_high = round(high_noise_share * batch)
-    low, high = HIGH_NOISE_BAND
+    low, high = band
     return torch.cat([low + (high - low) * t[:n_high], t[n_high:]])
 
 
 def diffusion_loss(model, schedule: Schedule, x0, tokens, mask, lowres=None, aug_level=None,
                    min_snr_gamma: float | None = None, generator: torch.Generator | None = None,
-                   weighting: str = "min-snr", high_noise_share: float = 0.0) -> torch.Tensor:
+                   weighting: str = "min-snr", high_noise_share: float = 0.0,
+                   band: tuple[float, float] = HIGH_NOISE_BAND) -> torch.Tensor:
     """MSE of the model's prediction (`model_prediction(model)`: eps or v) at t from `sample_times`, weighted per
     `weighting`."""
     batch = x0.shape[0]
     prediction = model_prediction(model)
-    t = sample_times(batch, high_noise_share, x0.device, generator)
+    t = sample_times(batch, high_noise_share, x0.device, generator, band)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
     alpha, sigma = schedule.alpha_sigma(t)
     x_t = broadcast(alpha, x0) * x0 + broadcast(sigma, x0) * noise

@@ -5,6 +5,7 @@ Output folder layout (a cascade checkpoint folder, see cascade.py):
   <out>/<stage>.json, <out>/<stage>.safetensors     EMA weights, what sampling loads
   <out>/train/<stage>/state.pt                         full training state for --resume
   <out>/train/<stage>/loss.csv                         step, loss, lr, seconds
+A noise-level expert (`expert_band`, experts.py) is saved as the stage `<stage>_expert` in the same layout.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from tqdm import tqdm
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
-from evalkit.imagen.cascade import STAGE_NAMES, Stage, read_stage_metadata
+from evalkit.imagen.cascade import EXPERT_SUFFIX, STAGE_NAMES, Stage, read_stage_metadata
 from evalkit.imagen.data import StageBatches, collate
-from evalkit.imagen.diffusion import LOSS_WEIGHTINGS, Schedule, augment_lowres, diffusion_loss
+from evalkit.imagen.diffusion import HIGH_NOISE_BAND, LOSS_WEIGHTINGS, Schedule, augment_lowres, diffusion_loss
 from evalkit.imagen.efficient_unet import build_model
 from evalkit.imagen.presets import default_sampling, model_config
 from evalkit.imagen.text_encoders import load_text_encoder
@@ -49,6 +50,7 @@ class TrainConfig:
     min_snr_gamma: float | None = 5.0
     loss_weighting: str = "min-snr"  # min-snr | truncated-snr | none (see diffusion.loss_weights)
     high_noise_share: float = 0.0  # share of each batch with t in diffusion.HIGH_NOISE_BAND (sample_times)
+    expert_band: float | None = None  # train the base's high-noise expert for t in [expert_band, 1] (experts.py)
     text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
     text_encoder_path: str | None = None
     model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
@@ -109,7 +111,7 @@ def load_initial_weights(model: torch.nn.Module, folder: Path, stage: str) -> di
     """Copy a checkpoint's weights for `stage` into `model` (fine-tuning). Layers the checkpoint lacks keep
     their initialisation (new layers are zero-initialised, so the model starts as the checkpoint); any other
     mismatch is an error. Returns what was loaded, for the record."""
-    source = Stage.load(folder, stage, device="cpu")
+    source = Stage.load(folder, stage, device="cpu", experts=False)
     theirs, ours = source.model.state_dict(), model.state_dict()
     unexpected = sorted(set(theirs) - set(ours))
     mismatched = sorted(k for k in set(theirs) & set(ours) if theirs[k].shape != ours[k].shape)
@@ -132,6 +134,12 @@ class Trainer:
             raise EvalkitError(f"--loss-weighting {config.loss_weighting!r}: choose {', '.join(LOSS_WEIGHTINGS)}")
         if not 0.0 <= config.high_noise_share <= 1.0:
             raise EvalkitError(f"--high-noise-share {config.high_noise_share}: must be in [0, 1]")
+        if config.expert_band is not None:
+            if config.stage != "base" or not 0.0 < config.expert_band < 1.0:
+                raise EvalkitError(f"--expert-band {config.expert_band}: a base-stage expert's band starts in (0, 1)")
+            if config.high_noise_share:
+                raise EvalkitError("--expert-band trains on its band only; drop --high-noise-share")
+        self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
@@ -142,12 +150,14 @@ class Trainer:
                 self.model_config = self._fine_tune_config(main_dim)
             else:
                 extra = {"extra_text_dim": self.text_encoder.dim - main_dim} if self.text_encoder.dim > main_dim else {}
-                self.model_config = model_config(config.stage, main_dim, config.unet, **extra, **config.model)
+                if config.expert_band is not None:
+                    extra["prediction"] = "v"  # from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
+                self.model_config = model_config(config.stage, main_dim, config.unet, **{**extra, **config.model})
             self.model = build_model(self.model_config).to(self.device)
         except (ValueError, TypeError) as error:
             raise EvalkitError(f"bad model settings: {error}") from None
         self.out = Path(config.out)
-        self.train_dir = self.out / "train" / config.stage
+        self.train_dir = self.out / "train" / self.name
         self.state_path = self.train_dir / "state.pt"
         self.log_path = self.train_dir / "loss.csv"
         self.init_from = None
@@ -170,7 +180,8 @@ class Trainer:
         if theirs.get("kind", "minilm") != self.text_spec.get("kind") or int(meta["model"]["text_dim"]) != main_dim:
             raise EvalkitError(f"--init-from {self.config.init_from}: its {self.config.stage} stage was trained with "
                                f"another text encoder ({theirs.get('kind')}, {meta['model']['text_dim']} features)")
-        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **self.config.model}
+        expert = {"prediction": "v"} if self.config.expert_band is not None else {}
+        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **expert, **self.config.model}
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _load_state(self) -> None:
@@ -207,8 +218,12 @@ class Trainer:
             training["init_from"] = self.init_from or self.config.init_from
         if self.config.toy_mix:
             training["toy_mix"] = self.config.toy_mix
-        return Stage(self.config.stage, self.ema, self.model_config, self.schedule, default_sampling(self.config.stage),
-                     self.text_spec, training)
+        return Stage(self.name, self.ema, self.model_config, self.schedule, default_sampling(self.config.stage),
+                     self.text_spec, training, self.band)
+
+    @property
+    def band(self) -> tuple[float, float] | None:
+        return None if self.config.expert_band is None else (float(self.config.expert_band), 1.0)
 
     # --- the loop ----------------------------------------------------------------------------------------
     def train_step(self, images, lowres, captions) -> float:
@@ -225,8 +240,9 @@ class Trainer:
         self.model.train()
         use_amp = config.mixed_precision and self.device.startswith("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            share, band = (1.0, self.band) if self.band else (config.high_noise_share, HIGH_NOISE_BAND)
             loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
-                                  weighting=config.loss_weighting, high_noise_share=config.high_noise_share)
+                                  weighting=config.loss_weighting, high_noise_share=share, band=band)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
@@ -254,7 +270,7 @@ class Trainer:
         log = open(self.log_path, "a", encoding="utf-8")
         if not log_exists:
             log.write("step,loss,lr,seconds\n")
-        bar = tqdm(total=config.steps, initial=self.step, desc=f"train {config.stage}", unit="step")
+        bar = tqdm(total=config.steps, initial=self.step, desc=f"train {self.name}", unit="step")
         try:
             for images, lowres, captions in loader:
                 loss = self.train_step(images, lowres, captions)
@@ -276,7 +292,7 @@ class Trainer:
         finally:
             bar.close()
             log.close()
-        if self.step and (not (self.out / f"{config.stage}.json").is_file() or self.step % config.save_every):
+        if self.step and (not (self.out / f"{self.name}.json").is_file() or self.step % config.save_every):
             self.save()
         return {"step": self.step, "seconds": time.time() - start, "first_loss": first_loss,
                 "last_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None}

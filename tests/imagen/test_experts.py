@@ -1,0 +1,137 @@
+"""The high-noise expert: dispatch by t, conversion to v, checkpoint format, training on its band only."""
+
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from evalkit.errors import EvalkitError
+from evalkit.imagen.cascade import ImagenCascade, Stage
+from evalkit.imagen.diffusion import Schedule, prediction_target
+from evalkit.imagen.efficient_unet import build_model
+from evalkit.imagen.experts import NoiseBandEnsemble, as_v
+from evalkit.imagen.sampling import SamplerConfig, sample
+from evalkit.imagen.train import TrainConfig, Trainer
+
+from .helpers import HashTextEncoder, randomize, tiny_base_config, tiny_cascade
+
+SCHEDULE = Schedule("cosine")
+
+
+def test_as_v_turns_the_exact_eps_into_the_exact_v():
+    gen = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1, torch.randn(4, 3, 8, 8, generator=gen)
+    alpha, sigma = SCHEDULE.alpha_sigma(torch.tensor([0.1, 0.4, 0.6, 0.8]))
+    x_t = alpha[:, None, None, None] * x0 + sigma[:, None, None, None] * noise
+    assert torch.allclose(as_v("eps", noise, x_t, alpha, sigma), prediction_target("v", x0, noise, alpha, sigma), atol=1e-5)
+    assert as_v("v", noise, x_t, alpha, sigma) is noise
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, value: float, prediction: str):
+        super().__init__()
+        self.value, self.config = value, SimpleNamespace(prediction=prediction)
+
+    def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
+        return torch.full_like(x, self.value)
+
+
+def test_the_ensemble_calls_the_expert_in_its_band_and_the_main_model_below_it():
+    ensemble = NoiseBandEnsemble(Constant(0.5, "eps"), Constant(-3.0, "v"), 0.85, SCHEDULE)
+    x = torch.randn(3, 3, 4, 4)
+    t = torch.tensor([0.9, 0.5, 0.85])
+    out = ensemble(x, t, torch.zeros(3, 2, 4), torch.ones(3, 2, dtype=torch.bool))
+    assert torch.equal(out[0], torch.full_like(x[0], -3.0)) and torch.equal(out[2], torch.full_like(x[2], -3.0))
+    alpha, sigma = SCHEDULE.alpha_sigma(torch.tensor([0.5]))
+    assert torch.allclose(out[1], (0.5 - sigma * x[1]) / alpha)
+    with pytest.raises(ValueError):
+        NoiseBandEnsemble(Constant(0, "eps"), Constant(0, "v"), 1.0, SCHEDULE)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++2m"])
+def test_an_ideal_v_expert_with_an_ideal_eps_model_samples_their_one_image(sampler):
+    """Data = one image c: whichever model answers, the sample must land on c."""
+    target = torch.linspace(-0.9, 0.9, 3 * 8 * 8).reshape(1, 3, 8, 8)
+
+    class Ideal(torch.nn.Module):
+        def __init__(self, prediction):
+            super().__init__()
+            self.config = SimpleNamespace(prediction=prediction)
+            self.calls = 0
+
+        def forward(self, x, t, tokens=None, mask=None, lowres=None, aug_level=None):
+            self.calls += 1
+            alpha, sigma = (v.reshape(-1, 1, 1, 1) for v in SCHEDULE.alpha_sigma(t))
+            eps = (x - alpha * target) / sigma
+            return eps if self.config.prediction == "eps" else alpha * eps - sigma * target
+
+    main, expert = Ideal("eps"), Ideal("v")
+    tokens, mask = torch.zeros(2, 1, 4), torch.ones(2, 1, dtype=torch.bool)
+    config = SamplerConfig(sampler=sampler, steps=8, guidance=1.0, threshold="static")
+    images = sample(NoiseBandEnsemble(main, expert, 0.8, SCHEDULE), SCHEDULE, tokens, mask,
+                    [torch.Generator().manual_seed(i) for i in range(2)], 8, config)
+    assert torch.allclose(images, target.expand(2, -1, -1, -1), atol=2e-3)
+    assert expert.calls == 2 and main.calls == 6  # t = 1 and 0.875 are in [0.8, 1]
+
+
+def expert_stage(seed: int = 5, **changes) -> Stage:
+    config = {**tiny_base_config(), "prediction": "v"}
+    stage = Stage("base_expert", randomize(build_model(config), seed), config, SCHEDULE,
+                  SamplerConfig("dpm++2m", 4, 3.0, "dynamic"), HashTextEncoder().spec(), {}, (0.8, 1.0))
+    return replace(stage, **changes)
+
+
+def test_a_saved_expert_loads_with_its_stage_and_changes_the_samples(tmp_path):
+    cascade = tiny_cascade()
+    plain = cascade.generate(["a red circle"], [3])
+    cascade.stages[0].attach_expert(expert_stage())
+    with_expert = cascade.generate(["a red circle"], [3])
+    assert not torch.allclose(plain, with_expert)
+    cascade.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "base_expert.json").read_text())["band"] == [0.8, 1.0]
+    loaded = ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder())
+    assert loaded.stages[0].expert.band == (0.8, 1.0)
+    assert torch.allclose(loaded.generate(["a red circle"], [3]), with_expert, atol=1e-2)  # weights stored as float16
+    assert loaded.checkpoint_hash() != ImagenCascade.from_pretrained(tmp_path, experts=False).checkpoint_hash()
+    without = ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder(), experts=False)
+    assert without.stages[0].expert is None
+    assert torch.allclose(without.generate(["a red circle"], [3]), plain, atol=1e-2)
+
+
+def test_an_expert_that_does_not_fit_its_stage_is_a_clear_error(tmp_path):
+    stage = tiny_cascade().stages[0]
+    with pytest.raises(EvalkitError, match="another text encoder"):
+        stage.attach_expert(expert_stage(text_encoder={"kind": "minilm", "max_tokens": 32, "dim": 16}))
+    with pytest.raises(EvalkitError, match="no band"):
+        stage.attach_expert(expert_stage(band=None))
+    cascade = tiny_cascade()
+    cascade.stages[0].attach_expert(expert_stage())
+    cascade.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "base_expert.json").read_text())
+    meta["band"] = [0.9, 0.2]
+    (tmp_path / "base_expert.json").write_text(json.dumps(meta))
+    with pytest.raises(EvalkitError, match="corrupt Imagen checkpoint"):
+        ImagenCascade.from_pretrained(tmp_path, text_encoder=HashTextEncoder())
+
+
+def test_expert_training_draws_t_from_its_band_and_saves_beside_the_base(tmp_path, monkeypatch):
+    import evalkit.imagen.diffusion as diffusion
+
+    seen = []
+    original = diffusion.sample_times
+    monkeypatch.setattr(diffusion, "sample_times", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
+    tiny = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (1,), "cond_dim": 16, "heads": 2,
+            "image_size": 8}
+    config = TrainConfig(stage="base", out=str(tmp_path), steps=3, batch_size=8, lr=1e-3, warmup_steps=1, save_every=3,
+                         model=tiny, device="cpu", expert_band=0.7)
+    trainer = Trainer(config, text_encoder=HashTextEncoder(max_tokens=16))
+    trainer.run()
+    times = torch.cat(seen)
+    assert len(seen) == 3 and bool((times >= 0.7).all()) and bool((times <= 1.0).all())
+    meta = json.loads((tmp_path / "base_expert.json").read_text())
+    assert meta["band"] == [0.7, 1.0] and meta["model"]["prediction"] == "v" and meta["stage"] == "base_expert"
+    assert (tmp_path / "train" / "base_expert" / "state.pt").is_file() and not (tmp_path / "base.json").exists()
+    with pytest.raises(EvalkitError, match="--expert-band"):
+        Trainer(TrainConfig(stage="sr1", out=str(tmp_path / "x"), expert_band=0.7, device="cpu"), text_encoder=HashTextEncoder())
