@@ -59,14 +59,17 @@ LOSS_WEIGHTINGS = ("min-snr", "truncated-snr", "none")
 TRUNCATED_SNR_CAP = 50.0  # the weight 1/SNR grows without bound as t -> 1; past this the eps target is pure noise
 
 
-PREDICTIONS = ("eps", "v")
+PREDICTIONS = ("eps", "v", "x0")
 
 
 def prediction_target(prediction: str, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor,
                       sigma: torch.Tensor) -> torch.Tensor:
-    """What the U-Net is trained to output: eps, or v = alpha * eps - sigma * x0 (Salimans & Ho 2022)."""
+    """What the U-Net is trained to output: eps, v = alpha * eps - sigma * x0 (Salimans & Ho 2022), or x0 (for a
+    high-noise expert, where x0 is a blurry layout that a low-resolution U-Net can predict)."""
     if prediction == "eps":
         return noise
+    if prediction == "x0":
+        return x0
     if prediction == "v":
         return broadcast(alpha, x0) * noise - broadcast(sigma, x0) * x0
     raise ValueError(f"unknown prediction {prediction!r} (choose {', '.join(PREDICTIONS)})")
@@ -80,6 +83,8 @@ def predicted_x0(prediction: str, output: torch.Tensor, x_t: torch.Tensor, alpha
         return (x_t - sigma * output) / alpha
     if prediction == "v":
         return alpha * x_t - sigma * output
+    if prediction == "x0":
+        return output
     raise ValueError(f"unknown prediction {prediction!r} (choose {', '.join(PREDICTIONS)})")
 
 
@@ -95,8 +100,14 @@ def loss_weights(log_snr: torch.Tensor, weighting: str = "min-snr", min_snr_gamm
 
     A v error e is an x0 error e * sigma, so v-MSE weighs x0 errors by SNR + 1: the same x0 weights are
     min(SNR, gamma) / (SNR + 1) and max(SNR, 1) / (SNR + 1) on the v-MSE (no cap needed), "none" plain v-MSE.
+    An x0 output takes those x0 weights as they are ("none": plain x0-MSE).
     """
     snr = log_snr.float().exp()
+    if prediction == "x0":
+        if weighting == "min-snr":
+            return torch.clamp(snr, max=min_snr_gamma) if min_snr_gamma else torch.ones_like(snr)
+        if weighting == "truncated-snr":
+            return torch.clamp(snr, min=1.0)
     if prediction == "v":
         if weighting == "min-snr":
             return torch.clamp(snr, max=min_snr_gamma) / (snr + 1) if min_snr_gamma else torch.ones_like(snr)

@@ -18,11 +18,12 @@ from evalkit.imagen.diffusion import Schedule, broadcast, model_prediction
 
 
 def as_v(prediction: str, output: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """A U-Net output as v = alpha * eps - sigma * x0; from eps that is (eps - sigma * x_t) / alpha.
-
-    Only used below the expert's band (alpha >= ~0.2 there), so the division by alpha is harmless."""
+    """A U-Net output as v = alpha * eps - sigma * x0: from eps that is (eps - sigma * x_t) / alpha (used below the
+    expert's band, alpha >= ~0.2, so dividing by alpha is harmless); from x0, (alpha * x_t - x0) / sigma."""
     if prediction == "v":
         return output
+    if prediction == "x0":
+        return (broadcast(alpha, x_t) * x_t - output) / broadcast(sigma, x_t)
     return (output - broadcast(sigma, x_t) * x_t) / broadcast(alpha, x_t)
 
 

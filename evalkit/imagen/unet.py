@@ -44,6 +44,9 @@ class UNetConfig:
     # Add a text-dependent spatial map, linear in the mean token and in fixed coordinate features, at the stem and
     # the bottleneck (TokenLayoutBias): a first-order path from "left"/"right" to where things go.
     text_layout_bias: bool = False
+    # Run the U-Net at this lower resolution: x_t is average-pooled to it and the output upsampled back (bilinear).
+    # Only for x0-prediction: a high-noise expert's x0 is a blurry layout, which 16 px hold at a quarter of the cost.
+    work_size: int | None = None
     # Set for a super-resolution stage (the plain-U-Net baseline the Efficient U-Net is compared with): the
     # upsampled low-res image is concatenated on channels and the augmentation level embedded, as in EfficientUNet.
     lowres_size: int | None = None
@@ -110,6 +113,10 @@ class UNet(nn.Module):
         super().__init__()
         if config.prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction {config.prediction!r} (choose {', '.join(PREDICTIONS)})")
+        if config.work_size is not None:
+            if config.prediction != "x0" or config.lowres_size or config.image_size % config.work_size:
+                raise ValueError(f"work_size {config.work_size}: needs prediction x0, no low-res input and a divisor "
+                                 f"of image_size {config.image_size}")
         self.config = config
         dim, emb_dim = config.dim, config.dim * 4
         self.time_emb = ScalarEmbedding(dim, emb_dim)
@@ -168,6 +175,14 @@ class UNet(nn.Module):
         return attn(h, context, context_mask) if isinstance(attn, TextAttention) else h
 
     def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
+        size = x.shape[-1]
+        work = self.config.work_size
+        if work is not None and size != work:
+            return F.interpolate(self._forward(F.avg_pool2d(x, size // work), t, tokens, mask), size=x.shape[-2:],
+                                 mode="bilinear", align_corners=False)
+        return self._forward(x, t, tokens, mask, lowres, aug_level)
+
+    def _forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
         context, context_mask, pooled = self.text(tokens, mask)
         emb = self.time_emb(t) + pooled
         if self.aug_emb is not None:

@@ -135,3 +135,32 @@ def test_expert_training_draws_t_from_its_band_and_saves_beside_the_base(tmp_pat
     assert (tmp_path / "train" / "base_expert" / "state.pt").is_file() and not (tmp_path / "base.json").exists()
     with pytest.raises(EvalkitError, match="--expert-band"):
         Trainer(TrainConfig(stage="sr1", out=str(tmp_path / "x"), expert_band=0.7, device="cpu"), text_encoder=HashTextEncoder())
+
+
+def test_x0_outputs_convert_to_v_and_weigh_x0_errors_as_eps_outputs_do():
+    from evalkit.imagen.diffusion import loss_weights
+
+    gen = torch.Generator().manual_seed(1)
+    x0, noise = torch.rand(3, 3, 8, 8, generator=gen) * 2 - 1, torch.randn(3, 3, 8, 8, generator=gen)
+    alpha, sigma = SCHEDULE.alpha_sigma(torch.tensor([0.8, 0.9, 1.0]))
+    x_t = alpha[:, None, None, None] * x0 + sigma[:, None, None, None] * noise
+    assert torch.allclose(as_v("x0", x0, x_t, alpha, sigma), prediction_target("v", x0, noise, alpha, sigma), atol=1e-5)
+    log_snr = SCHEDULE.log_snr(torch.tensor([0.05, 0.3, 0.6, 0.9]))
+    for weighting, gamma in (("min-snr", 5.0), ("truncated-snr", None)):
+        assert torch.allclose(loss_weights(log_snr, weighting, gamma, "x0"),
+                              loss_weights(log_snr, weighting, gamma, "eps") * log_snr.exp(), rtol=1e-4)
+
+
+def test_a_low_resolution_expert_sees_only_its_own_resolution():
+    model = randomize(build_model({**tiny_base_config(), "prediction": "x0", "work_size": 4}))
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(4, 4)  # zero mean in every 2x2 block
+    tokens, mask, t = torch.randn(2, 3, 16), torch.ones(2, 3, dtype=torch.bool), torch.tensor([0.9, 0.8])
+    with torch.no_grad():
+        out = model(x, t, tokens, mask)
+        assert out.shape == x.shape
+        assert torch.allclose(model(x + 0.5 * checker, t, tokens, mask), out, atol=1e-5)
+        assert not torch.allclose(model(x + 0.5, t, tokens, mask), out, atol=1e-3)
+    for bad in ({"prediction": "eps", "work_size": 4}, {"prediction": "x0", "work_size": 3}):
+        with pytest.raises(ValueError, match="work_size"):
+            build_model({**tiny_base_config(), **bad})

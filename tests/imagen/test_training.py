@@ -248,7 +248,7 @@ def test_v_prediction_weights_equal_the_eps_weights_in_x0_terms_and_train(tmp_pa
     with pytest.raises(ValueError, match="prediction"):
         from evalkit.imagen.unet import UNet, UNetConfig
 
-        UNet(UNetConfig(**{**TINY, "prediction": "x0"}))
+        UNet(UNetConfig(**{**TINY, "prediction": "x1"}))
 
 
 def test_model_options_take_json_or_a_bare_word():
