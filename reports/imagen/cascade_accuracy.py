@@ -30,12 +30,16 @@ parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoin
 parser.add_argument("--validation", action="store_true", help="the validation prompts (heldout_prompts seed 1)")
 parser.add_argument("--no-baseline", action="store_true", help="skip the unconditional (w = 0) run")
 parser.add_argument("--base-steps", type=int, default=None, help="override the base stage's sampling steps")
+parser.add_argument("--guidance", type=float, default=None, help="override the base stage's guidance weight")
+parser.add_argument("--no-expert", action="store_true", help="the base U-Net alone, without its high-noise expert")
 parser.add_argument("--out", default=str(REPO / "reports/imagen/cascade_accuracy_cpu.json"))
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
-cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=args.stages)
+cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=args.stages, experts=not args.no_expert)
 if args.base_steps:
     cascade.stages[0].sampling = replace(cascade.stages[0].sampling, steps=args.base_steps)
+if args.guidance is not None:
+    cascade.stages[0].sampling = replace(cascade.stages[0].sampling, guidance=args.guidance)
 prompt_seed = PROMPT_SEEDS["validation" if args.validation else "heldout"]
 start = time.time()
 if args.no_baseline:
@@ -44,7 +48,8 @@ if args.no_baseline:
 else:
     result = accuracy_with_baseline(cascade, args.prompts, prompt_seed=prompt_seed)
 result = {"seconds": time.time() - start, "checkpoint": Path(args.checkpoint).name, "stages": len(cascade.stages),
-          "base_steps": cascade.stages[0].sampling.steps,
+          "expert": cascade.stages[0].expert is not None,
+          "base_steps": cascade.stages[0].sampling.steps, "base_guidance": cascade.stages[0].sampling.guidance,
           "prompts": "validation" if args.validation else "held-out", **result}
 text = json.dumps(result, indent=1)
 Path(args.out).write_text(text + "\n")

@@ -71,3 +71,17 @@ def draw_cpu_runs(ax, question: str) -> None:
 
 count_position_figure(draw_cpu_runs, "CPU fine-tune steps since the shipped base (batch 64)",
                       "validation accuracy (100 prompts, base only)", 6, "cpu_session5_runs.png")
+
+# Session 6 (CPU, 2 cores): the base's high-noise expert (16 px, x0-prediction, t in [0.78, 1], from scratch,
+# batch 256) sampled with the shipped base below t = 0.78; step 0 = the shipped base alone. Validation prompts,
+# base only: the Counting and Positional prompts among the first 200 (51 and 66 of them).
+expert = pd.read_csv(HERE / "cpu_session6_expert.csv")
+
+
+def draw_expert(ax, question: str) -> None:
+    ax.plot(expert["step"], expert[question], "o-", color="tab:purple", label="shipped base + expert")
+    ax.axhline(expert[question].iloc[0], color="k", linestyle=":", linewidth=1, label="shipped base alone")
+
+
+count_position_figure(draw_expert, "expert training steps (batch 256, 16 px)",
+                      "validation accuracy (base only)", 7, "cpu_session6_expert.png")

@@ -44,3 +44,9 @@ def test_shipped_checkpoint_loads_by_default():
     assert adapter.config()["text_encoder"]["kind"] == "minilm"
     full = create(AdapterOptions())
     assert full.default_size == (128, 128) and len(full.checkpoint_hash()) == 16
+    # the base's high-noise expert ships with it, is named in the run config, and can be switched off
+    assert full.config()["experts"] == ["base_expert"]
+    without = create(AdapterOptions(extra={"expert": "false"}))
+    assert "experts" not in without.config() and without.checkpoint_hash() != full.checkpoint_hash()
+    with pytest.raises(EvalkitError, match="expert='maybe' is not a valid boolean"):
+        create(AdapterOptions(extra={"expert": "maybe"}))
