@@ -135,8 +135,10 @@ class Trainer:
         if not 0.0 <= config.high_noise_share <= 1.0:
             raise EvalkitError(f"--high-noise-share {config.high_noise_share}: must be in [0, 1]")
         if config.expert_band is not None:
-            if config.stage != "base" or not 0.0 < config.expert_band < 1.0:
-                raise EvalkitError(f"--expert-band {config.expert_band}: a base-stage expert's band starts in (0, 1)")
+            if config.stage != "base":
+                raise EvalkitError(f"--expert-band: only the base stage has a high-noise expert, not {config.stage}")
+            if not 0.0 < config.expert_band < 1.0:
+                raise EvalkitError(f"--expert-band {config.expert_band}: the band [T_MIN, 1] needs T_MIN in (0, 1)")
             if config.high_noise_share:
                 raise EvalkitError("--expert-band trains on its band only; drop --high-noise-share")
         self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
