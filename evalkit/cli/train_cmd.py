@@ -123,10 +123,10 @@ def run_train(args: argparse.Namespace) -> int:
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
         stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix), unet=args.unet,
     )
-    if args.expert_band is not None and args.eval_every:
-        _base_for_expert(args, "cpu")  # fail now, not at the first evaluation
+    # an expert is scored inside its base; load that once, and fail now rather than at the first evaluation
+    base = _base_for_expert(args) if args.expert_band is not None and args.eval_every else None
     trainer = Trainer(config)
-    hook = _eval_hook(args) if args.eval_every and args.stage == "base" else None
+    hook = _eval_hook(args, base) if args.eval_every and args.stage == "base" else None
     result = trainer.run(on_checkpoint=hook)
     print(json.dumps({"stage": args.stage, "out": args.out, **result}))
     return 0
@@ -142,7 +142,7 @@ def _checkpoint_layers(args: argparse.Namespace) -> list[int]:
     return list(spec.get("layers", [-1])) if spec.get("kind", "minilm") == args.text_encoder else [-1]
 
 
-def _base_for_expert(args, device: str):
+def _base_for_expert(args):
     from pathlib import Path
 
     from evalkit.errors import EvalkitError
@@ -150,11 +150,11 @@ def _base_for_expert(args, device: str):
 
     for folder in (args.out, args.init_from):
         if folder and (Path(folder) / "base.json").is_file():
-            return Stage.load(Path(folder), "base", device, experts=False)
+            return Stage.load(Path(folder), "base", "cpu", experts=False)
     raise EvalkitError("--eval-every with --expert-band: no base stage in --out or --init-from to pair the expert with")
 
 
-def _eval_hook(args):
+def _eval_hook(args, base=None):
     """Append toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy-<split>.csv."""
 
     def hook(trainer) -> None:
@@ -165,9 +165,10 @@ def _eval_hook(args):
         if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
             return
         stage = trainer.stage()
-        if stage.band is not None:  # an expert is scored inside its base: from --out, else from --init-from
-            stage = _base_for_expert(args, trainer.device)
-            stage.attach_expert(trainer.stage())
+        if base is not None:  # an expert is scored inside its base: from --out, else from --init-from
+            base.model.to(trainer.device)
+            base.attach_expert(stage)
+            stage = base
         cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
         acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=PROMPT_SEEDS[args.eval_split])
         trainer.ema.train(False)

@@ -142,6 +142,8 @@ class Trainer:
             if config.high_noise_share:
                 raise EvalkitError("--expert-band trains on its band only; drop --high-noise-share")
         self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
+        # an expert defaults to v: from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
+        self.expert_defaults = {"prediction": "v"} if config.expert_band is not None else {}
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.text_encoder = text_encoder or load_text_encoder(config.text_encoder, self.device, config.text_encoder_path)
@@ -152,9 +154,8 @@ class Trainer:
                 self.model_config = self._fine_tune_config(main_dim)
             else:
                 extra = {"extra_text_dim": self.text_encoder.dim - main_dim} if self.text_encoder.dim > main_dim else {}
-                if config.expert_band is not None:
-                    extra["prediction"] = "v"  # from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
-                self.model_config = model_config(config.stage, main_dim, config.unet, **{**extra, **config.model})
+                self.model_config = model_config(config.stage, main_dim, config.unet,
+                                                 **{**extra, **self.expert_defaults, **config.model})
             self.model = build_model(self.model_config).to(self.device)
         except (ValueError, TypeError) as error:
             raise EvalkitError(f"bad model settings: {error}") from None
@@ -182,8 +183,8 @@ class Trainer:
         if theirs.get("kind", "minilm") != self.text_spec.get("kind") or int(meta["model"]["text_dim"]) != main_dim:
             raise EvalkitError(f"--init-from {self.config.init_from}: its {self.config.stage} stage was trained with "
                                f"another text encoder ({theirs.get('kind')}, {meta['model']['text_dim']} features)")
-        expert = {"prediction": "v"} if self.config.expert_band is not None else {}
-        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **expert, **self.config.model}
+        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **self.expert_defaults,
+                **self.config.model}
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _load_state(self) -> None:
