@@ -49,7 +49,7 @@ def timed(fn, repeats):
 FULL_RUN_NOTE = [
     "Full run (shipped SR defaults of 2 static-thresholded steps): `EVALKIT_DATA=../shared/benchmarks "
     "/usr/bin/time -v evalkit run --model imagen --out /tmp/dbrun` on 2 CPU cores -> 800 images, exit 0, "
-    "10:00 wall clock, peak RSS 1.1 GB, session 3 (base w = 3 static clipping; session 2 with w = 4 dynamic: 9:53; session 1, with 4 dynamic-thresholded SR steps: 11:05).",
+    "10:00 wall clock, peak RSS 1.1 GB, first base (base w = 3 static clipping; with w = 4 dynamic: 9:53; with 4 dynamic-thresholded SR steps: 11:05).",
     "",
 ]
 

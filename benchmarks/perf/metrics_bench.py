@@ -195,7 +195,7 @@ def part_d():
 def write_report(path: Path, results: dict, args) -> None:
     lines = ["# Metrics performance", "",
              f"Measured on {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPU cores (shared with other engineers' jobs, so absolute times are noisy; each "
+             f"{os.cpu_count()} CPU cores (shared with other jobs, so absolute times are noisy; each "
              f"ratio compares runs made back to back in one process), torch {torch.__version__}, "
              f"{torch.get_num_threads()} torch threads, CPU only. Networks are random-initialised (same files for every "
              "implementation); images are synthetic 256x256 PNGs.", "",
@@ -219,7 +219,7 @@ def write_report(path: Path, results: dict, args) -> None:
                   f"{p['speedup_vs_pytorch_fid']:.2f}x vs pytorch-fid; FID rel. diffs {p['rel_diff_torchmetrics']:.1e} "
                   f"and {p['rel_diff_pytorch_fid']:.1e}." for p in results.get("a_previous", [])]
         if results.get("a_previous"):
-            lines += ["", "The spread between runs is other engineers' jobs loading the shared 2 cores while one "
+            lines += ["", "The spread between runs is other jobs loading the shared 2 cores while one "
                       "implementation runs; take the smallest ratio as the conservative figure.", ""]
     if "b" in results:
         r = results["b"]

@@ -135,7 +135,7 @@ def score_run(args, build_extractor) -> dict:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         results["clip"] = clip(records, paths, args, device)
     if "toyworld" in metrics:
-        from evalkit.metrics.toyworld import score_toyworld  # written by the toy-world engineer
+        from evalkit.metrics.toyworld import score_toyworld
 
         results["toyworld"] = score_toyworld(run)
     stamp = {"computed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_images": len(records),

@@ -24,11 +24,11 @@ ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 fig.savefig(HERE / "accuracy_vs_steps.png", dpi=100)
 
-# Session 4 (H100): bases from scratch with early MiniLM layers + coordinate planes, three variants x two
-# replicates, scored on the *validation* prompts; session 1's base (held-out prompts) dashed for reference.
-runs = pd.read_csv(HERE / "gpu_session4_validation.csv")
+# H100 retrain (2026-11-25): bases from scratch with early MiniLM layers + coordinate planes, three variants x two
+# replicates, scored on the *validation* prompts; the first base (held-out prompts) dashed for reference.
+runs = pd.read_csv(HERE / "2026-11-25-h100-base-validation.csv")
 runs = runs[runs["mode"] == "guided"]
-session1 = frame[frame["mode"] == "guided"]
+first_base = frame[frame["mode"] == "guided"]
 
 
 def count_position_figure(draw, xlabel: str, ylabel: str, legend_size: int, name: str) -> None:
@@ -50,17 +50,17 @@ variants = {"A": "tab:blue", "B": "tab:orange", "C": "tab:green", "A-continued":
 
 
 def draw_gpu_runs(ax, question: str) -> None:
-    ax.plot(session1["step"], session1[question], "k--", linewidth=1, label="session-1 recipe (held-out)")
+    ax.plot(first_base["step"], first_base[question], "k--", linewidth=1, label="first base's recipe (held-out)")
     for (run, replicate), rows in runs.groupby(["run", "replicate"]):
         ax.plot(rows["step"], rows[question], "-o", markersize=3, color=variants[run],
                 alpha=0.5 + 0.5 * (replicate == 2), label=f"{run} #{replicate}")
 
 
-count_position_figure(draw_gpu_runs, "base training steps (batch 128)", "accuracy (200 prompts)", 7, "gpu_session4_runs.png")
+count_position_figure(draw_gpu_runs, "base training steps (batch 128)", "accuracy (200 prompts)", 7, "2026-11-25-h100-base-runs.png")
 
-# Session 5 (CPU, 2 cores): fine-tunes of the shipped base toward position (v-prediction, token refiner, attention
+# CPU position fine-tunes (2026-11-26, 2 cores): fine-tunes of the shipped base toward position (v-prediction, token refiner, attention
 # positions, high-noise share, token layout bias), scored by the train eval hook on 100 validation prompts.
-cpu = pd.read_csv(HERE / "cpu_session5_validation.csv")
+cpu = pd.read_csv(HERE / "2026-11-26-cpu-position-finetunes-validation.csv")
 cpu = cpu[cpu["mode"] == "guided"]
 
 
@@ -70,12 +70,12 @@ def draw_cpu_runs(ax, question: str) -> None:
 
 
 count_position_figure(draw_cpu_runs, "CPU fine-tune steps since the shipped base (batch 64)",
-                      "validation accuracy (100 prompts, base only)", 6, "cpu_session5_runs.png")
+                      "validation accuracy (100 prompts, base only)", 6, "2026-11-26-cpu-position-finetunes.png")
 
-# Session 6 (CPU, 2 cores): the base's high-noise expert (16 px, x0-prediction, t in [0.78, 1], from scratch,
+# High-noise expert (2026-11-26, 2 CPU cores): the base's high-noise expert (16 px, x0-prediction, t in [0.78, 1], from scratch,
 # batch 256) sampled with the shipped base below t = 0.78; step 0 = the shipped base alone. Validation prompts,
 # base only: the Counting and Positional prompts among the first 200 (51 and 66 of them).
-expert = pd.read_csv(HERE / "cpu_session6_expert.csv")
+expert = pd.read_csv(HERE / "2026-11-26-high-noise-expert-validation.csv")
 
 
 def draw_expert(ax, question: str) -> None:
@@ -84,4 +84,4 @@ def draw_expert(ax, question: str) -> None:
 
 
 count_position_figure(draw_expert, "expert training steps (batch 256, 16 px)",
-                      "validation accuracy (base only)", 7, "cpu_session6_expert.png")
+                      "validation accuracy (base only)", 7, "2026-11-26-high-noise-expert.png")
