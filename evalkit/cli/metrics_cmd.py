@@ -1,42 +1,80 @@
-"""`evalkit fid`, `evalkit ref-stats` and `evalkit score`: image-quality metrics from the command line."""
+"""`evalkit score`, `evalkit distance` (and its FID-only alias `evalkit fid`), `evalkit ref-stats` and
+`evalkit metrics list`: the command-line face of evalkit.metrics.score."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import sys
+from pathlib import Path
 
-from evalkit.cli.args import non_negative_int, positive_int
+from evalkit.cli.args import key_value, non_negative_int, positive_int
 
 RESIZE_CHOICES = ("torchmetrics", "tf1", "clean", "pytorch-fid")  # mirrors evalkit.metrics.inception.RESIZE_MODES
 
 
 def _add_extractor_args(parser) -> None:
-    parser.add_argument("--weights", metavar="FILE", help="Inception FID weights file (default: the registry lookup)")
-    parser.add_argument("--resize", choices=RESIZE_CHOICES, default="torchmetrics",
-                        help="how images become 299x299 network inputs (default: torchmetrics)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
+                        help="a local weights file for a registry entry or extractor, e.g. inception=FILE or "
+                        "dinov2-vitl14=FILE (repeatable; a bare FILE means the Inception weights)")
+    parser.add_argument("--resize", choices=RESIZE_CHOICES, default=None,
+                        help="how images become Inception's 299x299 inputs (default: torchmetrics)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--workers", type=int, default=2, help="image decode/resize threads (0: none)")
+    parser.add_argument("--workers", type=non_negative_int, default=2, help="image decode/resize threads (0: none)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--download", action="store_true", help="download missing weights (sha256-verified)")
 
 
-def build_extractor(args):
-    import torch
+def _add_metric_args(parser, default_help: str) -> None:
+    parser.add_argument("--metrics", help=f"comma list of metric names ({default_help}; see `evalkit metrics list`)")
+    parser.add_argument("--opt", action="append", default=[], type=key_value, metavar="METRIC.KEY=VALUE",
+                        help="a metric option, e.g. kid.subsets=50 or cmmd.model=ViT-B-32 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random subsets and bootstrap resampling")
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples for 95%% intervals")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    from evalkit.metrics import weights
-    from evalkit.metrics.features import InceptionExtractor
 
-    path = weights.resolve(weights.INCEPTION, args.weights, download=args.download)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return InceptionExtractor(path, resize=args.resize, device=device, batch_size=args.batch_size,
-                              workers=max(0, args.workers), use_cache=not args.no_cache)
+def scoring_config(args):
+    """The one place CLI flags become a ScoringConfig (below the CLI nothing reads argparse fields)."""
+    from evalkit.metrics.score import ScoringConfig
+    from evalkit.metrics.weights import parse_weight_overrides
+
+    pairs = [w if "=" in w else f"inception={w}" for w in args.weights]
+    settings = {"inception": {"resize": args.resize}} if args.resize else {}
+    return ScoringConfig(device=args.device, batch_size=args.batch_size, workers=args.workers,
+                         use_cache=not args.no_cache, download=args.download, weights=parse_weight_overrides(pairs),
+                         extractor_settings=settings, seed=getattr(args, "seed", 0),
+                         bootstrap=getattr(args, "bootstrap", 1000), progress=True)
+
+
+def _metric_names(args, default: list[str] | None):
+    from evalkit.metrics.registry import parse_metric_list
+
+    return parse_metric_list(args.metrics) if args.metrics else default
 
 
 def register(subparsers) -> None:
-    fid = subparsers.add_parser("fid", help="FID (and KID) between two image sets",
-                                description="A and B are each a run directory, an image folder or a .npz stats file.")
+    score = subparsers.add_parser("score", help="score a run (FID, KID, CMMD, PRDC, FD-DINOv2, CLIP, toy world, ...)",
+                                  description="Writes <run>/metrics.json (schema version 1), merged with the "
+                                  "metrics already there.")
+    score.add_argument("run", metavar="RUN")
+    score.add_argument("--ref", metavar="FILE.npz|DIR|RUN", help="reference (real) set for the distribution metrics")
+    _add_metric_args(score, "default: fid,kid,clip with --ref, else clip")
+    _add_extractor_args(score)
+    score.set_defaults(handler=run_score)
+
+    distance = subparsers.add_parser("distance", help="metrics between two image sets / runs / stats files",
+                                     description="A is the reference (real) side, B the generated side. Each is a "
+                                     "run directory, an image folder or a .npz statistics file (Frechet metrics only).")
+    distance.add_argument("a", metavar="A")
+    distance.add_argument("b", metavar="B")
+    _add_metric_args(distance, "default: fid,kid")
+    _add_extractor_args(distance)
+    distance.set_defaults(handler=run_distance)
+
+    fid = subparsers.add_parser("fid", help="FID (and KID) between two image sets: `evalkit distance` for FID",
+                                description="A is the reference side, B the generated side; each a run directory, "
+                                "an image folder or a .npz statistics file.")
     fid.add_argument("a", metavar="A")
     fid.add_argument("b", metavar="B")
     _add_extractor_args(fid)
@@ -44,7 +82,7 @@ def register(subparsers) -> None:
     fid.add_argument("--kid-subsets", type=positive_int, default=100)
     fid.add_argument("--kid-subset-size", type=positive_int, default=1000)
     fid.add_argument("--seed", type=int, default=0, help="seed of KID's random subsets")
-    fid.add_argument("--json", action="store_true", help="print one JSON object")
+    fid.add_argument("--json", action="store_true", help="print the result as JSON")
     fid.set_defaults(handler=run_fid)
 
     ref = subparsers.add_parser("ref-stats", help="reference Inception statistics (.npz) of a folder of real images",
@@ -57,20 +95,12 @@ def register(subparsers) -> None:
     _add_extractor_args(ref)
     ref.set_defaults(handler=run_ref_stats)
 
-    score = subparsers.add_parser("score", help="score a run: FID/KID vs a reference, CLIP score, toy-world checks",
-                                  description="Writes <run>/metrics.json, merged with metrics already there.")
-    score.add_argument("run", metavar="RUN")
-    score.add_argument("--metrics", help="comma list of fid,kid,clip,toyworld (default: fid,kid,clip with --ref, "
-                       "else clip)")
-    score.add_argument("--ref", metavar="FILE.npz|DIR|RUN", help="reference set for fid/kid")
-    _add_extractor_args(score)
-    score.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name (default ViT-B-32)")
-    score.add_argument("--clip-pretrained", default="openai", help="open_clip pretrained tag (default openai)")
-    score.add_argument("--clip-weights", metavar="FILE", help="CLIP checkpoint file (default: the registry lookup)")
-    score.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples for 95%% CIs")
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--json", action="store_true", help="print the new metrics as JSON")
-    score.set_defaults(handler=run_score)
+    metrics = subparsers.add_parser("metrics", help="the metrics evalkit knows")
+    actions = metrics.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="every metric: direction, what it needs, options, weights present")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_metrics_list)
 
 
 def _print_warnings(warnings) -> None:
@@ -78,85 +108,88 @@ def _print_warnings(warnings) -> None:
         print(f"evalkit: warning: {line}", file=sys.stderr)
 
 
-def run_fid(args) -> int:
-    from evalkit.metrics.compare import compare
-    from evalkit.metrics.sources import load_image_set
+def run_score(args) -> int:
+    from evalkit.metrics.score import score_run
 
-    extractor = build_extractor(args)
-    a = load_image_set(args.a, extractor)
-    b = load_image_set(args.b, extractor)
-    result = compare(a, b, extractor, kid=not args.no_kid, kid_subsets=args.kid_subsets,
-                     kid_subset_size=args.kid_subset_size, seed=args.seed)
-    _print_warnings(result["warnings"])
+    names = _metric_names(args, None)
+    document = score_run(args.run, names, args.ref, dict(args.opt), scoring_config(args))
+    _print_warnings(document["warnings"])
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(document, sort_keys=True))
     else:
-        print(f"FID {result['fid']:.4f}  (n_a={result['n_a']}, n_b={result['n_b']}, resize={result['resize']})")
-        if "kid" in result:
-            print(f"KID {result['kid']:.6f} +- {result['kid_std']:.6f}  "
-                  f"({result['kid_subsets']} subsets of {result['kid_subset_size']})")
+        print("\n".join(format_table(document)))
+        print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def run_distance(args) -> int:
+    from evalkit.metrics.score import distance
+
+    document = distance(args.a, args.b, _metric_names(args, ["fid", "kid"]), dict(args.opt), scoring_config(args))
+    _print_warnings(document["warnings"])
+    print(json.dumps(document, sort_keys=True) if args.json else "\n".join(format_table(document)))
+    return 0
+
+
+def run_fid(args) -> int:
+    from evalkit.metrics.score import distance
+
+    names = ["fid"] if args.no_kid else ["fid", "kid"]
+    options = {} if args.no_kid else {"kid.subsets": args.kid_subsets, "kid.subset_size": args.kid_subset_size}
+    document = distance(args.a, args.b, names, options, scoring_config(args))
+    _print_warnings(document["warnings"])
+    print(json.dumps(document, sort_keys=True) if args.json else "\n".join(format_table(document)))
     return 0
 
 
 def run_ref_stats(args) -> int:
     from evalkit.metrics.reference import write_reference_stats
 
-    extractor = build_extractor(args)
-    stats = write_reference_stats(args.images, args.out, extractor, size=args.size)
-    print(f"wrote {args.out}: n={stats.n}, d={stats.mu.shape[0]}, resize={extractor.resize}, crop+resize={args.size}")
+    config = scoring_config(args)
+    stats = write_reference_stats(args.images, args.out, config, size=args.size)
+    print(f"wrote {args.out}: n={stats.n}, d={stats.mu.shape[0]}, "
+          f"resize={stats.meta.get('preprocessing', {}).get('resize')}, crop+resize={args.size}")
     return 0
 
 
-def run_score(args) -> int:
-    from evalkit.metrics.scoring import score_run
+def run_metrics_list(args) -> int:
+    from evalkit.metrics.registry import describe_metrics
 
-    result = score_run(args, build_extractor)
-    _print_warnings(result.pop("_warnings", []))
+    rows = describe_metrics()
     if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        for name, value in result.items():
-            print("\n".join(format_metric(name, value)))
-        print(f"wrote {Path(args.run) / 'metrics.json'}")
+        print(json.dumps(rows, sort_keys=True, indent=1))
+        return 0
+    for row in rows:
+        arrow = "higher is better" if row["higher_is_better"] else "lower is better"
+        stats = "" if row["stats"] == [row["name"]] else f"  [{', '.join(row['stats'])}]"
+        print(f"{row['name']}{stats}  ({arrow})\n  {row['description']}\n  needs: {row['needs']}")
+        if row["options"]:
+            print("  options: " + ", ".join(f"{row['name']}.{k}={v}" for k, v in row["options"].items()))
+        for weight in row["weights"]:
+            print(f"  weights {weight['name']}: {weight['where']}")
     return 0
 
 
-def _stat(stat) -> str:
-    """One number with its interval and N, whatever metric produced it."""
-    if not isinstance(stat, dict):
-        return str(stat)
-    n = f"  n={stat['n']}" if "n" in stat else ""
-    if "accuracy" in stat:
-        low, high = stat.get("ci95") or (None, None)
-        ci = f" [{low:6.1%}, {high:6.1%}]" if low is not None else ""
-        return f"{stat['accuracy']:6.1%}{ci}{n}"
-    if "fid" in stat:
-        return f"{stat['fid']:.4f}{n}"
-    if "kid" in stat:
-        return f"{stat['kid']:.6f} +- {stat.get('kid_std', 0):.6f}{n}"
-    if "mean" in stat and stat["mean"] is not None:
-        ci = f" [{stat['ci_low']:.2f}, {stat['ci_high']:.2f}]" if stat.get("ci_low") is not None else ""
-        return f"{stat['mean']:.2f}{ci}{n}"
-    return json.dumps(stat, sort_keys=True)
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3e}"
 
 
-def format_metric(name: str, value) -> list[str]:
-    """A metric's overall and per-category numbers as an aligned table (the full record is in metrics.json)."""
-    if not isinstance(value, dict) or "overall" not in value:
-        return [f"{name}: {value}"]
+def format_estimate(est: dict) -> str:
+    interval = f" [{_number(est['low'])}, {_number(est['high'])}]" if est.get("low") is not None else ""
+    return f"{_number(est['value'])}{interval}  n={est['n']}"
+
+
+def format_table(document: dict) -> list[str]:
+    """Every stat of a metrics.json document: overall, its baselines, then per group, one aligned row each."""
     lines = []
-    for group, rows in [("overall", {"all": value["overall"]}), *[(g, value[g]) for g in ("per_category", "per_challenge") if g in value]]:
-        for label, stat in rows.items():
-            title = f"{name} {label}" if group != "overall" else name
-            # toyworld nests one accuracy per question; other metrics have one number per group
-            if isinstance(stat, dict) and stat and all(isinstance(v, dict) and "accuracy" in v for v in stat.values()):
-                chance = (value.get("chance") or {}).get("overall" if group == "overall" else group, {})
-                chance = chance if group == "overall" else chance.get(label, {})
-                lines.append(f"{title}:")
-                lines.extend(
-                    f"  {question:10s} {_stat(q)}" + (f"   (chance {chance[question]:.1%})" if question in chance else "")
-                    for question, q in stat.items()
-                )
-            else:
-                lines.append(f"{title:30s} {_stat(stat)}")
+    for name, stat in document["metrics"].items():
+        arrow = "^" if stat["higher_is_better"] else "v"
+        lines.append(f"{name + ' ' + arrow:34s} {format_estimate(stat['overall'])}")
+        for baseline, found in (stat["details"].get("baselines") or {}).items():
+            lines.append(f"  {'(' + baseline + ')':32s} {format_estimate(found['overall'])}")
+        for group, labels in stat["groups"].items():
+            for label, est in labels.items():
+                lines.append(f"  {group} {label:23s}"[:34].ljust(34) + f" {format_estimate(est)}")
     return lines
