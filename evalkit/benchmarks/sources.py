@@ -2,7 +2,8 @@
 
 Resolution order: ``--prompts FILE`` > ``$EVALKIT_DATA/<data_file>`` > user cache > download from the official
 source. Whatever the origin, the rows are checked against the benchmark's manifest (``benchmarks/<name>/
-manifest.json`` in the repository: row count, per-category counts and a hash of the normalised rows), so a
+manifest.json`` in the repository, shipped inside the package as ``evalkit/benchmarks/manifests/<name>.json``, a
+link to it, so a wheel install has them: row count, per-category counts and a hash of the normalised rows), so a
 truncated download, an edited copy or the wrong file fails loudly instead of silently changing every number.
 Downloads are verified before they are cached; ``EVALKIT_OFFLINE=1`` forbids them (the tests set it).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 import tempfile
 import urllib.request
 from collections import Counter
@@ -21,18 +23,17 @@ from evalkit import atomic, paths
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 DOWNLOAD_TIMEOUT_S = 30
 
 Parser = Callable[[Path], tuple[list[PromptRow], str]]  # file -> (rows, content hash)
 
 
 def manifest(name: str) -> dict:
-    path = MANIFEST_DIR / name / "manifest.json"
+    path = resources.files("evalkit.benchmarks").joinpath("manifests", f"{name}.json")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        raise EvalkitError(f"benchmark manifest {path} is missing (evalkit must be installed from its repository)") from None
+    except (OSError, ValueError) as error:
+        raise EvalkitError(f"benchmark manifest {path} is missing or unreadable ({error}); reinstall evalkit") from None
 
 
 def cache_dir() -> Path:
