@@ -40,6 +40,7 @@ from PIL import Image
 from evalkit import atomic, paths
 from evalkit.hashing import sha256_file
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
+from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 OPTIONS = {"steps", "guidance_scale", "scheduler", "negative_prompt", "dtype", "variant"}
@@ -205,7 +206,7 @@ class DiffusersAdapter:
             )
         diffusers = _import_diffusers()
         self.path = path.resolve()
-        self.device = options.device
+        self.device = resolve_device(options.device)
         index = _read_json(path / "model_index.json")
         self.pipeline_class = str(index.get("_class_name", ""))
         pipeline_type = getattr(diffusers, self.pipeline_class, None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option
+from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "imagen" / "checkpoints" / "toyworld-32-64-128"
@@ -33,18 +34,12 @@ class ImagenAdapter:
     name = "imagen"
 
     def __init__(self, options: AdapterOptions):
-        import torch
-
         from evalkit.imagen.cascade import ImagenCascade
 
         check_known_options(options, OPTIONS, self.name)
         self.model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = pop_option(options, "stages", None, int)
-        device = options.device or "cpu"
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise EvalkitError("--device cuda: no CUDA device is available")
+        device = resolve_device(options.device)
         experts = pop_option(options, "expert", True, parse_bool)
         self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages, experts=experts)
         self.cascade.text_encoder_path = pop_option(options, "text_encoder_path", None, str)

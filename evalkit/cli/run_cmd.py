@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from evalkit.cli.args import key_value, non_negative_int, positive_int
+from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 DEFAULT_OUT = "runs"
@@ -52,21 +53,6 @@ def check_writable(out: Path) -> None:
         raise EvalkitError(f"cannot create output directory {out}: {error.strerror or error}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise EvalkitError(f"output directory {out} is not writable")
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
-        raise EvalkitError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise EvalkitError(f"--device {device}: no CUDA device is available here (use --device cpu)")
-    return device
 
 
 def handle(args) -> int:

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
                    help="SR stages: the Efficient U-Net (paper App. B.1) or a plain U-Net of about its size")
     p.add_argument("--model-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="override a U-Net setting, value as JSON or a bare word (e.g. dim=64, channel_mults=[1,2,4], prediction=v)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=positive_int, default=500)
     p.add_argument("--log-every", type=positive_int, default=10)

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from evalkit import atomic
+from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 from evalkit.imagen.cascade import EXPERT_SUFFIX, STAGE_NAMES, Stage, read_stage_metadata
 from evalkit.imagen.data import StageBatches, collate
@@ -66,16 +67,6 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune: start from this checkpoint folder's weights for the stage
     toy_mix: dict | None = None  # toy world only: {category: weight}; None = the default mix
     unet: str = "efficient"  # SR stages: efficient (App. B.1) or plain (the baseline it is compared with)
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise EvalkitError(f"--device {name!r}: choose auto, cpu or cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise EvalkitError("--device cuda: no CUDA device is available")
-    return name
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:

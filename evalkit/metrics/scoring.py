@@ -10,6 +10,7 @@ from importlib import metadata
 
 import torch
 
+from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 from evalkit.metrics.bootstrap import mean_ci
 from evalkit.metrics.compare import compare, sample_size_warnings
@@ -132,7 +133,7 @@ def score_run(args, build_extractor) -> dict:
         results.update(found)
         warnings += fid_warnings
     if "clip" in metrics:
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(args.device)
         results["clip"] = clip(records, paths, args, device)
     if "toyworld" in metrics:
         from evalkit.metrics.toyworld import score_toyworld
