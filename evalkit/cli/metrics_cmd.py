@@ -160,6 +160,9 @@ def run_metrics_list(args) -> int:
         print(json.dumps(rows, sort_keys=True, indent=1))
         return 0
     for row in rows:
+        if "broken" in row:
+            print(f"{row['name']}  (cannot be loaded)\n  {row['broken']}")
+            continue
         arrow = "higher is better" if row["higher_is_better"] else "lower is better"
         stats = "" if row["stats"] == [row["name"]] else f"  [{', '.join(row['stats'])}]"
         print(f"{row['name']}{stats}  ({arrow})\n  {row['description']}\n  needs: {row['needs']}")

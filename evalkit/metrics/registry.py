@@ -39,8 +39,16 @@ def load_metric(name: str) -> Metric:
     return metric
 
 
-def all_metrics() -> list[Metric]:
-    return [load_metric(name) for name in available_metrics()]
+def loadable_metrics() -> tuple[list[Metric], dict[str, str]]:
+    """Every registered metric that loads, and why each of the others does not (a broken plug-in must not hide
+    the rest)."""
+    loaded, broken = [], {}
+    for name in available_metrics():
+        try:
+            loaded.append(load_metric(name))
+        except EvalkitError as error:
+            broken[name] = str(error)
+    return loaded, broken
 
 
 def resolve_metric_names(names: list[str]) -> list[Metric]:
@@ -53,7 +61,7 @@ def resolve_metric_names(names: list[str]) -> list[Metric]:
         if name in registered:
             metric = load_metric(name)
         else:
-            owners = [m for m in all_metrics() if name in m.stats]
+            owners = [m for m in loadable_metrics()[0] if name in m.stats]
             if not owners:
                 raise EvalkitError(f"unknown metric {name!r}; known metrics: {', '.join(registered)}")
             metric = owners[0]
@@ -75,7 +83,8 @@ def describe_metrics() -> list[dict]:
     from evalkit.metrics import extractors, weights
 
     rows = []
-    for metric in all_metrics():
+    loaded, broken = loadable_metrics()
+    for metric in loaded:
         extractor = metric.options["extractor"].default if "extractor" in metric.options else metric.needs.extractor
         settings = {k: str(metric.options[k].default) for k in ("model", "pretrained") if k in metric.options}
         found = []
@@ -91,4 +100,5 @@ def describe_metrics() -> list[dict]:
                      "needs": metric.needs.describe() if not extractor or extractor == metric.needs.extractor
                      else metric.needs.describe().replace(str(metric.needs.extractor), extractor),
                      "options": {k: o.default for k, o in metric.options.items()}, "weights": found})
-    return rows
+    rows += [{"name": name, "broken": reason} for name, reason in broken.items()]
+    return sorted(rows, key=lambda row: row["name"])
