@@ -1,22 +1,24 @@
-from evalkit.cli.metrics_cmd import format_metric
+from evalkit.cli.metrics_cmd import format_table
+from evalkit.estimate import Estimate
 
 
-def test_toyworld_results_print_one_row_per_question_with_chance():
-    value = {
-        "overall": {"colour": {"accuracy": 0.75, "ci95": [0.5, 0.9], "n": 12}},
-        "per_category": {"Counting": {"count": {"accuracy": 0.25, "ci95": [0.1, 0.5], "n": 4}}},
-        "chance": {"overall": {"colour": 0.08}, "per_category": {"Counting": {"count": 0.01}}},
-    }
-    lines = format_metric("toyworld", value)
-    assert lines[0] == "toyworld:"
-    assert "colour" in lines[1] and "75.0%" in lines[1] and "n=12" in lines[1] and "chance 8.0%" in lines[1]
-    assert lines[2] == "toyworld Counting:" and "25.0%" in lines[3] and "chance 1.0%" in lines[3]
+def _stat(overall, higher=True, groups=None, details=None):
+    return {"overall": overall.to_json(), "higher_is_better": higher,
+            "groups": {g: {k: v.to_json() for k, v in found.items()} for g, found in (groups or {}).items()},
+            "details": details or {}}
 
 
-def test_clip_and_fid_print_one_row_per_group():
-    clip = {"overall": {"mean": 31.234, "ci_low": 30.1, "ci_high": 32.4, "n": 800},
-            "per_category": {"Colors": {"mean": 29.0, "ci_low": None, "ci_high": None, "n": 4}}}
-    lines = format_metric("clip", clip)
-    assert "31.23 [30.10, 32.40]  n=800" in lines[0]
-    assert lines[1].startswith("clip Colors") and "29.00  n=4" in lines[1]
-    assert "12.3457  n=30000" in format_metric("fid", {"overall": {"fid": 12.345678, "n": 30000}})[0]
+def test_every_stat_prints_overall_baselines_and_groups_one_row_each():
+    document = {"metrics": {
+        "toyworld.count": _stat(Estimate(0.725, 0.66, 0.78, 204, "wilson"),
+                                groups={"category": {"Counting": Estimate(0.5, 0.3, 0.7, 20, "wilson")}},
+                                details={"baselines": {"random-scenes": {"overall": Estimate.point(0.08, 1000).to_json()}}}),
+        "fid": _stat(Estimate.point(12.345678, 30000), higher=False),
+        "kid": _stat(Estimate(0.001234, 0.0009, 0.0015, 800, "subsets-normal"), higher=False),
+    }}
+    lines = format_table(document)
+    assert lines[0].startswith("toyworld.count ^") and "0.7250 [0.6600, 0.7800]  n=204" in lines[0]
+    assert "(random-scenes)" in lines[1] and "0.0800  n=1000" in lines[1]
+    assert lines[2].strip().startswith("category Counting") and "0.5000 [0.3000, 0.7000]  n=20" in lines[2]
+    assert lines[3].startswith("fid v") and "12.3457  n=30000" in lines[3]
+    assert "1.234e-03 [9.000e-04, 1.500e-03]" in lines[4]

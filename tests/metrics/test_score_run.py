@@ -1,16 +1,18 @@
-"""`evalkit score` on a small run: metrics.json with overall, per-category and per-challenge numbers, merged."""
+"""`evalkit score` on a small run: a schema-valid metrics.json with overall, per-category and per-challenge numbers,
+comparability keys, merged across calls; options and names checked before anything is computed."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
 import pytest
 
-from evalkit.cli import main, metrics_cmd
+from evalkit.cli import main
 from evalkit.errors import EvalkitError
+from evalkit.metrics import metrics_file
 from evalkit.metrics.images import list_images
+from evalkit.metrics.score import ScoringConfig, score_run
 from evalkit.runs.store import ImageRecord, Run, image_file
 from tests.metrics.conftest import TINY_CLIP
 
@@ -26,56 +28,98 @@ def run_dir(tmp_path, folders):
                     extra={"challenge": "Basic" if i < 4 else "Complex"})
         for i in range(len(sources))
     ]
-    run = Run.create(tmp_path / "run", {"run_id": "test-run", "benchmark": {"name": "toy"}}, records)
+    manifest = {"run_id": "test-run", "benchmark": {"name": "toy", "content_hash": "sha256:abc", "prompts": 4},
+                "images_per_prompt": 2, "n_images": 8, "adapter": {"name": "folder"}}
+    run = Run.create(tmp_path / "run", manifest, records)
     for record, source in zip(records, sources):
         shutil.copy(source, run.image_path(record))
-    (run.path / "metrics.json").write_text(json.dumps({"human": {"kept": True}}))
     return run.path
 
 
-def score(argv):
-    parser = argparse.ArgumentParser()
-    metrics_cmd.register(parser.add_subparsers())
-    args = parser.parse_args(["score", *argv])
-    return args.handler(args)
+def clip_args(weights):
+    return ["--opt", f"clip.model={TINY_CLIP}", "--opt", "clip.pretrained=test", "--weights", f"clip={weights}"]
 
 
-def test_score_writes_merged_metrics(run_dir, folders, inception_weights, clip_weights, capsys):
-    code = score([str(run_dir), "--metrics", "fid,kid,clip", "--ref", str(folders[1]), "--weights",
-                  str(inception_weights), "--clip-model", TINY_CLIP, "--clip-pretrained", "test",
-                  "--clip-weights", str(clip_weights), "--bootstrap", "200"])
+def test_score_writes_schema_valid_merged_metrics(run_dir, folders, inception_weights, clip_weights, capsys):
+    code = main(["score", str(run_dir), "--metrics", "fid,kid,clip", "--ref", str(folders[1]), "--weights",
+                 f"inception={inception_weights}", *clip_args(clip_weights), "--bootstrap", "200"])
     assert code == 0
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["human"] == {"kept": True}  # merged, not overwritten
-    fid = metrics["fid"]
-    assert fid["overall"]["n"] == 8 and fid["n_ref"] == 12 and fid["resize"] == "torchmetrics"
-    assert set(fid["per_category"]) == set(CATEGORIES) and set(fid["per_challenge"]) == {"Basic", "Complex"}
-    assert fid["per_category"]["Colors"]["n"] == 4 and fid["overall"]["fid"] > 0
-    assert len(fid["weights_sha256"]) == 64 and fid["versions"]["torch"]
-    assert metrics["kid"]["overall"]["kid_subset_size"] == 8
-    clip = metrics["clip"]
-    assert clip["overall"]["n"] == 8 and clip["overall"]["n_prompts"] == 4
-    assert clip["overall"]["ci_low"] <= clip["overall"]["mean"] <= clip["overall"]["ci_high"]
-    assert set(clip["per_category"]) == set(CATEGORIES) and len(clip["per_image"]) == 8
-    assert "rank-deficient" in capsys.readouterr().err
+    document = json.loads((run_dir / "metrics.json").read_text())
+    metrics_file.validate(document)
+    assert document["schema_version"] == 1 and document["run"]["run_id"] == "test-run"
+    fid = document["metrics"]["fid"]
+    assert fid["overall"]["n"] == 8 and fid["overall"]["value"] > 0 and fid["higher_is_better"] is False
+    assert set(fid["groups"]["category"]) == set(CATEGORIES) and set(fid["groups"]["challenge"]) == {"Basic", "Complex"}
+    assert fid["groups"]["category"]["Colors"]["n"] == 4
+    key = fid["key"]
+    assert key["benchmark"] == {"name": "toy", "content_hash": "sha256:abc"} and key["images_per_prompt"] == 2
+    assert key["extractor"]["name"] == "inception" and len(key["extractor"]["weights_sha256"]) == 64
+    assert key["extractor"]["preprocessing"]["resize"] == "torchmetrics"
+    assert key["reference"]["n"] == 12 and key["reference"]["hash"].startswith("sha256:")
+    assert fid["versions"]["torch"]
+    kid = document["metrics"]["kid"]
+    assert kid["details"]["subset_size"] == 8 and kid["overall"]["method"] == "subsets-normal"
+    assert kid["overall"]["low"] < kid["overall"]["value"] < kid["overall"]["high"]
+    clip = document["metrics"]["clip"]
+    assert clip["overall"]["n"] == 8 and clip["overall"]["method"] == "bootstrap-prompts"
+    assert clip["overall"]["low"] <= clip["overall"]["value"] <= clip["overall"]["high"]
+    assert set(clip["groups"]["category"]) == set(CATEGORIES) and len(clip["details"]["per_image"]) == 8
+    assert clip["details"]["prompts_truncated"] == 0 and clip["key"]["reference"] is None
+    out = capsys.readouterr()
+    assert "rank-deficient" in out.err and "fid v" in out.out
 
-    # `evalkit fid RUN REF` reads the same cached features and agrees with metrics.json.
-    assert main(["fid", str(run_dir), str(folders[1]), "--weights", str(inception_weights), "--json",
+    # `evalkit fid REF RUN` reads the same cached features and agrees with metrics.json.
+    assert main(["fid", str(folders[1]), str(run_dir), "--weights", str(inception_weights), "--json",
                  "--kid-subset-size", "8"]) == 0
-    direct = json.loads(capsys.readouterr().out)
-    assert direct["fid"] == pytest.approx(fid["overall"]["fid"], rel=1e-12) and direct["n_a"] == 8
+    direct = json.loads(capsys.readouterr().out)["metrics"]["fid"]
+    assert direct["overall"]["value"] == pytest.approx(fid["overall"]["value"], rel=1e-12)
 
     # Scoring again with only clip keeps fid/kid and replaces clip; a missing image is reported, not fatal.
     (run_dir / "images" / "00003_01.png").unlink()
-    assert score([str(run_dir), "--metrics", "clip", "--clip-model", TINY_CLIP, "--clip-pretrained", "test",
-                  "--clip-weights", str(clip_weights), "--bootstrap", "50"]) == 0
+    assert main(["score", str(run_dir), "--metrics", "clip", *clip_args(clip_weights), "--bootstrap", "50"]) == 0
     again = json.loads((run_dir / "metrics.json").read_text())
-    assert again["fid"] == fid and again["clip"]["bootstrap_resamples"] == 50
-    assert again["clip"]["overall"]["n"] == 7 and "7 of 8 planned" in capsys.readouterr().err
+    metrics_file.validate(again)
+    assert again["metrics"]["fid"] == fid and again["metrics"]["clip"]["details"]["bootstrap_resamples"] == 50
+    assert again["metrics"]["clip"]["overall"]["n"] == 7 and "7 of 8 planned" in capsys.readouterr().err
 
 
-def test_score_rejects_unknown_metric_and_missing_ref(run_dir, inception_weights):
-    with pytest.raises(EvalkitError, match="unknown metric"):
-        score([str(run_dir), "--metrics", "fid,sharpness"])
+def test_score_run_library_api_needs_no_argparse(run_dir, folders, inception_weights):
+    config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False)
+    document = score_run(run_dir, ["fid"], folders[1], {"fid.groups": "false"}, config)
+    metrics_file.validate(document)
+    assert document["metrics"]["fid"]["groups"] == {} and document["metrics"]["fid"]["options"] == {"groups": False}
+
+
+def test_score_rejects_bad_names_options_and_missing_ref(run_dir, inception_weights):
+    config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False)
+    with pytest.raises(EvalkitError, match="unknown metric 'sharpness'"):
+        score_run(run_dir, ["fid", "sharpness"], None, {}, config)
     with pytest.raises(EvalkitError, match="--ref"):
-        score([str(run_dir), "--metrics", "fid", "--weights", str(inception_weights)])
+        score_run(run_dir, ["fid"], None, {}, config)
+    with pytest.raises(EvalkitError, match="unknown option kid.subset"):
+        score_run(run_dir, ["kid"], None, {"kid.subset": "3"}, config)
+    with pytest.raises(EvalkitError, match="kid.subsets"):
+        score_run(run_dir, ["kid"], None, {"kid.subsets": "-3"}, config)
+    with pytest.raises(EvalkitError, match="not among the metrics scored"):
+        score_run(run_dir, ["fid"], None, {"cmmd.model": "ViT-B-32"}, config)
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_statistics_of_another_extractor_are_refused(run_dir, folders, inception_weights, tmp_path):
+    from evalkit.metrics.stats import FeatureStats
+
+    import numpy as np
+
+    stats = FeatureStats.of(np.random.default_rng(0).normal(size=(20, 2048))).compute()
+    stats.meta = {"extractor": "inception", "weights_sha256": "0" * 64, "dim": 2048,
+                  "preprocessing": {"resize": "torchmetrics"}}
+    stats.save(tmp_path / "other.npz")
+    config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False)
+    with pytest.raises(EvalkitError, match="weights_sha256=0000"):
+        score_run(run_dir, ["fid"], tmp_path / "other.npz", {}, config)
+    stats.meta = {"resize": "clean", "weights_sha256": None}  # written by an older evalkit: resize at the top level
+    stats.save(tmp_path / "clean.npz")
+    with pytest.raises(EvalkitError, match="resize=clean"):
+        score_run(run_dir, ["fid"], tmp_path / "clean.npz", {}, config)
+    with pytest.raises(EvalkitError, match="needs reference images"):
+        score_run(run_dir, ["kid"], tmp_path / "clean.npz", {}, config)
