@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from evalkit.metrics.compare import compare  # noqa: E402
 from evalkit.metrics.features import InceptionExtractor  # noqa: E402
 from evalkit.metrics.frechet import FrechetReference  # noqa: E402
-from evalkit.metrics.images import list_images, load_rgb  # noqa: E402
+from evalkit.images import list_images, load_rgb  # noqa: E402
 from evalkit.metrics.inception import save_random_weights  # noqa: E402
 from evalkit.metrics.sources import load_image_set  # noqa: E402
 from evalkit.metrics.stats import FeatureStats  # noqa: E402

@@ -43,10 +43,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, pop_option
 from evalkit.errors import EvalkitError
+from evalkit.images import UnreadableImage, open_rgb
 
 DEFAULT_TIMEOUT_S = 3600.0
 STDERR_TAIL_LINES = 15
@@ -171,10 +172,9 @@ class CommandAdapter:
         if not path.is_file():
             raise EvalkitError(f"command {shown} exited 0 but did not write {path}{stderr_tail(stderr)}")
         try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")  # loads the pixels before the temp dir goes away
-        except (OSError, UnidentifiedImageError) as error:
-            raise EvalkitError(f"command {shown} wrote {path}, which is not a readable image ({error})") from None
+            rgb = open_rgb(path)  # loads the pixels before the temp dir goes away
+        except UnreadableImage as error:
+            raise EvalkitError(f"command {shown} wrote {path}, which is not a readable image ({error.reason})") from None
         if rgb.size != (batch.width, batch.height):
             raise EvalkitError(
                 f"command {shown} wrote {path.name} at {rgb.height}x{rgb.width} (height x width) but "

@@ -5,14 +5,15 @@
 File naming: one file per (prompt row index, sample), directly inside the folder:
 
     PPPPP_SS.png          the run store's own naming (00012_03.png = prompt row 12, sample 3), or
-    {index}_{sample}.EXT  the same without zero padding (12_3.jpg); EXT is png, jpg, jpeg or webp (any case)
+    {index}_{sample}.EXT  the same without zero padding (12_3.jpg); EXT is any of evalkit.images.IMAGE_SUFFIXES
+                          (png, jpg, jpeg, webp, bmp, tif, tiff, ppm; any case)
 
 The prompt row index is the benchmark row's ``index`` (see ``evalkit benchmarks show``; the ``prompt_index``
 column of a run's index.csv), and samples count from 0 up to ``--images-per-prompt`` - 1. So a run's
 ``images/`` folder is itself a valid input. Two files for the same (index, sample) are an error, and so is a
 missing one: the message names the file that was expected.
 
-Images are converted to RGB (an alpha channel is dropped). They must already have the size the run asks for
+Images are converted to RGB as evalkit.images documents (an alpha channel is dropped). They must already have the size the run asks for
 (the default size is that of the first image, in name order); with ``--opt resize=true`` they are resized
 with bicubic filtering instead, which distorts the aspect ratio if it differs. Since the images exist already,
 the seeds evalkit derives are ignored and ``config()`` says so. ``checkpoint_hash()`` fingerprints the file
@@ -22,32 +23,25 @@ listing (names, sizes, modification times), so replacing images gives a new run 
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option, require_model_dir
 from evalkit.errors import EvalkitError
+from evalkit.images import UnreadableImage, image_file_name, open_rgb, parse_image_file_name
 
 OPTIONS = {"resize"}
-EXTENSIONS = ("png", "jpg", "jpeg", "webp")
-IMAGE_NAME = re.compile(r"^(\d+)_(\d+)\.(" + "|".join(EXTENSIONS) + r")$", re.IGNORECASE)
-
-
-def expected_name(prompt_index: int, sample: int) -> str:
-    return f"{prompt_index:05d}_{sample:02d}.png"
 
 
 def scan_folder(folder: Path) -> dict[tuple[int, int], Path]:
     """Map (prompt_index, sample) -> image file for every file that follows the naming; reject duplicates."""
     found: dict[tuple[int, int], Path] = {}
     for path in sorted(folder.iterdir()):
-        match = IMAGE_NAME.match(path.name)
-        if not match or not path.is_file():
+        key = parse_image_file_name(path.name)
+        if key is None or not path.is_file():
             continue
-        key = (int(match.group(1)), int(match.group(2)))
         if key in found:
             raise EvalkitError(
                 f"{folder}: both {found[key].name} and {path.name} are prompt {key[0]} sample {key[1]}; keep one"
@@ -58,10 +52,9 @@ def scan_folder(folder: Path) -> dict[tuple[int, int], Path]:
 
 def read_image(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")  # convert() loads the pixels, so the file can close
-    except (OSError, UnidentifiedImageError) as error:
-        raise EvalkitError(f"{path} is not a readable image ({error})") from None
+        return open_rgb(path)
+    except UnreadableImage as error:
+        raise EvalkitError(f"{path} is not a readable image ({error.reason})") from None
 
 
 class FolderAdapter:
@@ -100,7 +93,7 @@ class FolderAdapter:
             self._files = scan_folder(self.folder)  # images may have been added since the adapter was made
         if key not in self._files:
             raise EvalkitError(
-                f"no image for prompt {prompt_index} sample {sample}: expected {self.folder / expected_name(*key)} "
+                f"no image for prompt {prompt_index} sample {sample}: expected {self.folder / image_file_name(*key)} "
                 f"(or {prompt_index}_{sample}.png/.jpg/.jpeg/.webp)"
             )
         return self._files[key]

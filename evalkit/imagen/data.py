@@ -1,6 +1,6 @@
 """Training data for one stage: (target image at the stage size, low-res image or None, caption) batches.
 
-Sources: the procedural toy world (`toyworld`), or a folder DIR of images (png/jpg/jpeg/webp) each with a caption
+Sources: the procedural toy world (`toyworld`), or a folder DIR of images (any of evalkit.images.IMAGE_SUFFIXES) each with a caption
 in a same-stem `.txt` file beside it (`DIR/cat.png` + `DIR/cat.txt`); images are centre-cropped square and resized.
 Batch `step` is a pure function of (seed, step), so a resumed run sees the same data it would have seen.
 """
@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from evalkit.errors import EvalkitError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+from evalkit.images import IMAGE_SUFFIXES, center_crop_resize, load_rgb
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -66,12 +64,7 @@ class StageBatches(torch.utils.data.Dataset):
         return images, lowres, captions
 
     def _load(self, path: Path) -> np.ndarray:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            image = image.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
-            return np.asarray(image, dtype=np.uint8)
+        return center_crop_resize(load_rgb(path), self.size)
 
 
 def collate(item):

@@ -11,9 +11,9 @@ import sqlite3
 from pathlib import Path
 
 from evalkit.errors import EvalkitError
+from evalkit.images import PNG_MAGIC
 from evalkit.runs.store import IMAGES, is_run_dir
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
 

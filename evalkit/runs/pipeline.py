@@ -18,6 +18,7 @@ from evalkit import __version__, atomic
 from evalkit.adapters.base import Adapter, GenerationBatch
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
+from evalkit.images import to_rgb_image
 from evalkit.runs.spec import RunSpec, image_seed
 from evalkit.runs.store import IMAGES, ImageRecord, Run, image_file, is_run_dir, open_run
 
@@ -129,7 +130,7 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
                 f"model {adapter.name!r} returned a {image.size[0]}x{image.size[1]} image, "
                 f"expected {batch.width}x{batch.height} (width x height); choose a --size the model supports"
             )
-        checked.append(image if image.mode == "RGB" else image.convert("RGB"))
+        checked.append(to_rgb_image(image))
     return checked
 
 

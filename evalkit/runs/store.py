@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
+from evalkit.images import image_file_name
 
 MANIFEST = "manifest.json"
 INDEX = "index.csv"
@@ -39,7 +40,8 @@ class ImageRecord:
 
 
 def image_file(prompt_index: int, sample: int) -> str:
-    return f"{IMAGES}/{prompt_index:05d}_{sample:02d}.png"
+    """Where a run keeps an image, relative to the run directory: images/PPPPP_SS.png."""
+    return f"{IMAGES}/{image_file_name(prompt_index, sample)}"
 
 
 def _index_csv(records: Iterable[ImageRecord]) -> str:
