@@ -14,7 +14,7 @@ MODULE = textwrap.dedent(
     import hashlib, time
     import numpy as np
     from PIL import Image
-    from evalkit.adapters.base import GenerationBatch, check_known_options, pop_option
+    from evalkit.adapters.base import GenerationBatch, check_known_options, read_option
 
     class FakeAdapter:
         name = "fake"
@@ -22,7 +22,7 @@ MODULE = textwrap.dedent(
 
         def __init__(self, options):
             check_known_options(options, {"delay"}, "fake")
-            self.delay = pop_option(options, "delay", 0.0, float)
+            self.delay = read_option(options, "delay", 0.0, float)
 
         def config(self):
             return {"kind": "seeded noise"}

@@ -77,7 +77,7 @@ def main() -> None:
     from evalkit.imagen.diffusion import Schedule, diffusion_loss
     from evalkit.imagen.efficient_unet import build_model
     from evalkit.imagen.presets import model_config
-    from evalkit.imagen.sampling import guided_eps
+    from evalkit.imagen.sampling import guided_prediction
 
     ip = import_imagen_pytorch()
     B, L, D = args.batch, 16, 384
@@ -114,7 +114,7 @@ def main() -> None:
 
     @torch.no_grad()
     def sample_ours():
-        guided_eps(ours.eval(), x, t_half, tokens, mask, 4.0)
+        guided_prediction(ours.eval(), x, t_half, tokens, mask, 4.0)
 
     @torch.no_grad()
     def sample_theirs():

@@ -68,10 +68,10 @@ def parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
-parse_bool.__name__ = "boolean (true/false)"  # pop_option names the expected type by __name__
+parse_bool.__name__ = "boolean (true/false)"  # read_option names the expected type by __name__
 
 
-def pop_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:
+def read_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:
     """Read one `--opt` value with a clear error when it does not parse."""
     from evalkit.errors import EvalkitError
 

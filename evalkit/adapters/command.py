@@ -45,7 +45,7 @@ from typing import Any
 
 from PIL import Image
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, pop_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, read_option
 from evalkit.errors import EvalkitError
 from evalkit.images import UnreadableImage, open_rgb
 
@@ -132,7 +132,7 @@ class CommandAdapter:
 
     def __init__(self, options: AdapterOptions):
         self.argv = parse_command(options)
-        timeout = pop_option(options, "timeout", DEFAULT_TIMEOUT_S, float)
+        timeout = read_option(options, "timeout", DEFAULT_TIMEOUT_S, float)
         if timeout < 0:
             raise EvalkitError(f"--opt timeout must be >= 0 seconds (0 = no limit), got {timeout:g}")
         self.timeout = timeout or None

@@ -39,7 +39,7 @@ from PIL import Image
 
 from evalkit import atomic, paths
 from evalkit.hashing import sha256_file
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, pop_option, require_model_dir
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, read_option, require_model_dir
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
@@ -227,7 +227,7 @@ class DiffusersAdapter:
 
         scheduler_entry = index.get("scheduler")
         own_scheduler = scheduler_entry[1] if isinstance(scheduler_entry, list) and len(scheduler_entry) == 2 else None
-        requested = pop_option(options, "scheduler", None)
+        requested = read_option(options, "scheduler", None)
         self.scheduler = resolve_scheduler(requested, own_scheduler, diffusers) if requested else own_scheduler
         self._replace_scheduler = bool(requested) and self.scheduler != own_scheduler
 
@@ -236,10 +236,10 @@ class DiffusersAdapter:
             raise EvalkitError(f"--opt steps must be a positive integer, got {self.steps}")
         self.guidance_scale = self._call_option(options, "guidance_scale", "guidance_scale", float)
         self.negative_prompt = self._call_option(options, "negative_prompt", "negative_prompt", str)
-        self.dtype = pop_option(options, "dtype", "float32")
+        self.dtype = read_option(options, "dtype", "float32")
         if self.dtype not in DTYPES:
             raise EvalkitError(f"--opt dtype={self.dtype!r} is not supported; use one of: {', '.join(DTYPES)}")
-        self.variant = pop_option(options, "variant", None)
+        self.variant = read_option(options, "variant", None)
         self.has_safety_checker = "safety_checker" in index
         self.default_size = _default_size(path, index)
         self._pipeline = None
@@ -253,7 +253,7 @@ class DiffusersAdapter:
                 raise EvalkitError(f"--opt {key}: {self.pipeline_class} has no {argument} argument")
             return None
         default = self._call_defaults[argument]
-        return pop_option(options, key, None if default is inspect.Parameter.empty else default, convert)
+        return read_option(options, key, None if default is inspect.Parameter.empty else default, convert)
 
     def config(self) -> dict[str, Any]:
         return {

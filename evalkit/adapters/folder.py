@@ -28,7 +28,7 @@ from typing import Any
 
 from PIL import Image
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option, require_model_dir
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option, require_model_dir
 from evalkit.errors import EvalkitError
 from evalkit.images import UnreadableImage, image_file_name, open_rgb, parse_image_file_name
 
@@ -64,7 +64,7 @@ class FolderAdapter:
         check_known_options(options, OPTIONS, self.name)
         folder = require_model_dir(options, self.name, "the folder holding the images")
         self.folder = folder.resolve()
-        self.resize = pop_option(options, "resize", False, parse_bool)
+        self.resize = read_option(options, "resize", False, parse_bool)
         self._files = scan_folder(self.folder)
         if not self._files:
             raise EvalkitError(

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, pop_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
@@ -38,16 +38,16 @@ class ImagenAdapter:
 
         check_known_options(options, OPTIONS, self.name)
         self.model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
-        stages = pop_option(options, "stages", None, int)
+        stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)
-        experts = pop_option(options, "expert", True, parse_bool)
+        experts = read_option(options, "expert", True, parse_bool)
         self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages, experts=experts)
-        self.cascade.text_encoder_path = pop_option(options, "text_encoder_path", None, str)
+        self.cascade.text_encoder_path = read_option(options, "text_encoder_path", None, str)
         self.sampling = {}
         try:
             for stage in self.cascade.stages:
                 table = BASE_OPTIONS if stage.name == "base" else SR_OPTIONS
-                changes = {key.removeprefix("sr_"): pop_option(options, key, None, convert)
+                changes = {key.removeprefix("sr_"): read_option(options, key, None, convert)
                            for key, convert in table.items()}
                 self.sampling[stage.name] = replace(stage.sampling, **{k: v for k, v in changes.items() if v is not None}).validate()
         except ValueError as error:

@@ -54,20 +54,22 @@ def null_condition(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return torch.zeros_like(tokens), torch.zeros_like(mask)
 
 
-def guided_eps(model, x, t, tokens, mask, guidance: float, lowres=None, aug_level=None) -> torch.Tensor:
-    """eps = w * eps(c) + (1 - w) * eps(empty), with cond and uncond in one batched forward pass.
+def guided_prediction(model, x, t, tokens, mask, guidance: float, lowres=None, aug_level=None) -> torch.Tensor:
+    """Classifier-free guidance of the model's output f, whatever it predicts (eps, v or x0):
 
-    For a v-prediction model the same combination of its v outputs (v is affine in eps for a given x_t, so
-    guiding v is guiding eps)."""
+        f_w = w * f(x_t, c) + (1 - w) * f(x_t, empty),   cond and uncond in one batched forward pass.
+
+    For a given x_t, v = alpha eps - sigma x0 and x0 = (x_t - sigma eps) / alpha are affine in eps, so guiding
+    v or x0 this way is exactly guiding eps."""
     batch = x.shape[0]
     t_b = t.expand(batch) if t.ndim == 0 or t.shape[0] == 1 else t
     if guidance == 1.0:  # exactly the conditional prediction; skip the unconditional half
         return model(x, t_b, tokens, mask, lowres, aug_level)
     null_tokens, null_mask = null_condition(tokens, mask)
     double = lambda a: None if a is None else torch.cat([a, a])  # noqa: E731
-    eps = model(double(x), double(t_b), torch.cat([tokens, null_tokens]), torch.cat([mask, null_mask]),
+    out = model(double(x), double(t_b), torch.cat([tokens, null_tokens]), torch.cat([mask, null_mask]),
                 double(lowres), double(aug_level))
-    cond, uncond = eps[:batch], eps[batch:]
+    cond, uncond = out[:batch], out[batch:]
     return guidance * cond + (1.0 - guidance) * uncond
 
 
@@ -106,7 +108,7 @@ def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Gener
         s, t = times[i], times[i + 1]
         alpha_s, sigma_s = schedule.alpha_sigma(s)
         alpha_t, sigma_t = schedule.alpha_sigma(t)
-        output = guided_eps(model, x, s.reshape(1), tokens, mask, config.guidance, lowres, aug)
+        output = guided_prediction(model, x, s.reshape(1), tokens, mask, config.guidance, lowres, aug)
         x0 = apply_threshold(predicted_x0(prediction, output, x, alpha_s, sigma_s), config.threshold, config.percentile)
         last = i == len(times) - 2 or float(sigma_t) < 1e-6
         if config.sampler == "ddim":

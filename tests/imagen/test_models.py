@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from evalkit.imagen.efficient_unet import build_model
-from evalkit.imagen.sampling import SamplerConfig, guided_eps, null_condition
+from evalkit.imagen.sampling import SamplerConfig, guided_prediction, null_condition
 from evalkit.imagen.thresholding import apply_threshold, dynamic_threshold, static_threshold
 
 from .helpers import TEXT_DIM, randomize, tiny_base_config, tiny_sr_config
@@ -61,10 +61,10 @@ def test_guidance_one_equals_conditional_and_formula_holds():
     x, t = torch.randn(2, 3, 8, 8), torch.rand(1)
     cond = model(x, t.expand(2), tokens, mask)
     uncond = model(x, t.expand(2), *null_condition(tokens, mask))
-    assert torch.equal(guided_eps(model, x, t, tokens, mask, 1.0), cond)
+    assert torch.equal(guided_prediction(model, x, t, tokens, mask, 1.0), cond)
     w = 3.5
-    assert torch.allclose(guided_eps(model, x, t, tokens, mask, w), w * cond + (1 - w) * uncond, atol=1e-5)
-    assert torch.allclose(guided_eps(model, x, t, tokens, mask, 0.0), uncond, atol=1e-5)
+    assert torch.allclose(guided_prediction(model, x, t, tokens, mask, w), w * cond + (1 - w) * uncond, atol=1e-5)
+    assert torch.allclose(guided_prediction(model, x, t, tokens, mask, 0.0), uncond, atol=1e-5)
 
 
 def test_dynamic_threshold_matches_the_formula():
