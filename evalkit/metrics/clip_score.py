@@ -2,85 +2,58 @@
 
 (torchmetrics' CLIPScore clamps the mean rather than each image; the two agree whenever no cosine is negative,
 which is the case for real CLIP models on image/caption pairs.)
-Weights come from the registry (``clip-<model>-<pretrained>``) or an explicit file; OpenAI's checkpoints are
-TorchScript archives and need QuickGELU, both handled here.
+The embeddings come from the ``clip`` feature extractor (evalkit.metrics.extractors.clip), which owns loading
+(registry ``clip-<model>-<pretrained>`` or an explicit file; OpenAI's TorchScript archives and QuickGELU).
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
 from evalkit.metrics import weights as weight_registry
-from evalkit.metrics.features import prefetch_batches
+from evalkit.metrics.extractors.base import ExtractorOptions
+from evalkit.metrics.extractors.clip import ClipFeatures
 
 
-def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("constants.pkl") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+def clip_scores(image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
+    """Per-row 100 * max(cos(image_i, text_i), 0), in float64."""
+    image = torch.nn.functional.normalize(torch.as_tensor(image_embeds, dtype=torch.float64), dim=-1)
+    text = torch.nn.functional.normalize(torch.as_tensor(text_embeds, dtype=torch.float64), dim=-1)
+    return (100 * (image * text).sum(dim=-1).clamp(min=0)).numpy()
 
 
 class ClipScorer:
+    """CLIP score of images against their prompts (the pre-seam interface; scoring code uses the ``clip``
+    extractor's ``compute`` and ``encode_texts`` directly)."""
+
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", weights_path: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 32, workers: int = 2, download: bool = False):
-        import open_clip
-
         name = weight_registry.clip_weights_name(model, pretrained)
-        if weights_path is None and name not in weight_registry.REGISTRY:
+        registered = name in weight_registry.REGISTRY
+        if weights_path is None and not registered:
             raise EvalkitError(f"no registry entry for CLIP {model}/{pretrained}; pass --clip-weights FILE "
                                f"(known: {', '.join(n for n in weight_registry.REGISTRY if n.startswith('clip-'))})")
         path = weight_registry.resolve(name, weights_path, download=download)
-        if model not in open_clip.list_models():
-            raise EvalkitError(f"unknown open_clip model {model!r}")
+        options = ExtractorOptions(device=device, batch_size=batch_size, workers=workers)
+        self.extractor = ClipFeatures("clip", model, pretrained, path, name if registered else None, options)
         self.model_name, self.pretrained, self.weights_path = model, pretrained, path
-        self.weights_sha256 = weight_registry.sha256_file(path)
-        self.device, self.batch_size, self.workers = device, batch_size, workers
-        net, _, self.preprocess = open_clip.create_model_and_transforms(
-            model, pretrained=None, force_quick_gelu=(pretrained == "openai"), device="cpu"
-        )
-        try:
-            # Hash checked (registry) or chosen by the user: TorchScript archives need the full unpickler.
-            open_clip.load_checkpoint(net, str(path), weights_only=not _is_torchscript(path))
-        except (RuntimeError, KeyError, ValueError, OSError, EOFError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise EvalkitError(f"{path} is not a checkpoint of open_clip {model} ({first})") from None
-        self.net = net.to(device).eval().requires_grad_(False)
-        self.tokenizer = open_clip.get_tokenizer(model)
+        self.weights_sha256 = self.extractor.weights_sha256
+        self.net, self.tokenizer = self.extractor.net, self.extractor.tokenizer
 
     @property
     def description(self) -> dict:
         return {"model": self.model_name, "pretrained": self.pretrained, "weights_sha256": self.weights_sha256}
 
-    def _load(self, path: Path) -> torch.Tensor:
-        return self.preprocess(Image.fromarray(image_io.load_rgb(path)))
-
-    @torch.inference_mode()
     def image_embeddings(self, paths: Sequence[Path]) -> torch.Tensor:
-        out = []
-        with tqdm(total=len(paths), desc="clip images", unit="img", leave=False) as bar:
-            for batch in prefetch_batches(list(paths), self._load, self.batch_size, self.workers):
-                out.append(self.net.encode_image(torch.stack(batch).to(self.device)).float().cpu())
-                bar.update(len(batch))
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+        return torch.nn.functional.normalize(torch.from_numpy(self.extractor.compute(paths, desc="clip images")), dim=-1)
 
-    @torch.inference_mode()
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-            out.append(self.net.encode_text(tokens).float().cpu())
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+        return torch.nn.functional.normalize(torch.from_numpy(self.extractor.encode_texts(texts)[0]), dim=-1)
 
     def scores(self, paths: Sequence[Path], prompts: Sequence[str]) -> np.ndarray:
         """Per-image CLIP score of image i against prompt i (each distinct prompt is encoded once)."""
@@ -89,8 +62,7 @@ class ClipScorer:
         if not paths:
             raise EvalkitError("no images to score")
         distinct = sorted(set(prompts))
-        text = self.text_embeddings(distinct)
+        text, _ = self.extractor.encode_texts(distinct)
         row = {p: i for i, p in enumerate(distinct)}
-        image = self.image_embeddings(paths)
-        cosine = (image * text[[row[p] for p in prompts]]).sum(dim=-1)
-        return (100 * cosine.clamp(min=0)).double().numpy()
+        image = self.extractor.compute(paths, desc="clip images")
+        return clip_scores(image, text[[row[p] for p in prompts]])

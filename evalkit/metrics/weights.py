@@ -5,6 +5,8 @@ the user cache (``$XDG_CACHE_HOME/evalkit/weights`` or ``~/.cache/evalkit/weight
 allowed; the sha256 is verified before the file is moved into place atomically).
 An explicit path is used as given (its hash is recorded, not enforced) so that tests and custom networks work;
 files found in the weights dir or cache must match the registry hash, because a wrong file there is a mistake.
+An entry whose project publishes no hash (DINOv2) has ``sha256=None``: the file is recorded (every result carries
+its sha256 through the extractor's description), not enforced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from evalkit import paths
 from evalkit.hashing import sha256_file  # noqa: F401 (re-exported: callers use weights.sha256_file)
@@ -25,7 +28,7 @@ from evalkit.errors import EvalkitError
 class WeightSpec:
     name: str
     url: str
-    sha256: str
+    sha256: str | None  # None: the project publishes no hash; recorded, not enforced
     file_name: str
     size_bytes: int | None
     description: str
@@ -33,6 +36,7 @@ class WeightSpec:
 
 # The hashes are the ones published by the projects: torch-fidelity/pytorch-fid release the same Inception file
 # (its torch-hub name carries the hash prefix 6726825d); OpenAI's CLIP URLs carry the file's full sha256.
+# Meta publishes DINOv2's files without a hash, so those entries record none.
 REGISTRY: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in [
@@ -63,6 +67,31 @@ REGISTRY: dict[str, WeightSpec] = {
             size_bytes=None,
             description="OpenAI CLIP ViT-L/14 (open_clip ViT-L-14, pretrained=openai)",
         ),
+        WeightSpec(
+            name="clip-ViT-L-14-336-openai",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
+            sha256="3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+            file_name="clip-ViT-L-14-336-openai.pt",
+            size_bytes=None,
+            description="OpenAI CLIP ViT-L/14@336px (open_clip ViT-L-14-336, pretrained=openai; CMMD's embedding)",
+        ),
+        WeightSpec(
+            name="dinov2-vitb14",
+            url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+            sha256=None,
+            file_name="dinov2_vitb14_pretrain.pth",
+            size_bytes=None,
+            description="DINOv2 ViT-B/14 backbone (Meta, LVD-142M; state dict as torch.hub loads it)",
+        ),
+        WeightSpec(
+            name="dinov2-vitl14",
+            url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+            sha256=None,
+            file_name="dinov2_vitl14_pretrain.pth",
+            size_bytes=None,
+            description="DINOv2 ViT-L/14 backbone (Meta, LVD-142M; dgm-eval's FD-DINOv2 network)",
+        ),
     ]
 }
 
@@ -90,6 +119,8 @@ def cache_dir() -> Path:
 
 
 def _check_hash(path: Path, weight: WeightSpec) -> None:
+    if weight.sha256 is None:
+        return  # no published hash to hold the file to
     actual = sha256_file(path)
     if actual != weight.sha256:
         raise EvalkitError(
@@ -125,7 +156,7 @@ def resolve(name: str, explicit: str | Path | None = None, download: bool = Fals
     places = " or ".join(str(p) for p in candidates(name))
     raise EvalkitError(
         f"weights {name} not found: download {weight.url} to {places} "
-        f"(or run `evalkit weights fetch {name}`, or pass --weights FILE)"
+        f"(or run `evalkit weights fetch {name}`, or pass --weights {name}=FILE)"
     )
 
 
@@ -148,7 +179,7 @@ def fetch(name: str) -> Path:
                 out.write(block)
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() != weight.sha256:
+        if weight.sha256 is not None and digest.hexdigest() != weight.sha256:
             raise EvalkitError(f"download of {weight.url} has the wrong sha256 ({digest.hexdigest()[:12]}...); not kept")
         os.replace(tmp, target)
     except OSError as error:
@@ -158,3 +189,35 @@ def fetch(name: str) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
+
+
+def parse_weight_overrides(pairs: list[str], settings: Mapping[str, Mapping[str, str]] | None = None
+                           ) -> dict[str, Path]:
+    """``--weights NAME=PATH`` pairs -> {registry weight name: path}.
+
+    NAME is a registry weight name (``evalkit weights list``) or an extractor name, which stands for the weights
+    that extractor needs with its ``settings[NAME]`` (e.g. ``clip=FILE`` with ``model=ViT-L-14`` names
+    ``clip-ViT-L-14-openai``). The path must exist; it is used as given (not hash-checked).
+    """
+    from evalkit.metrics import extractors  # the extractors import this module: resolved at call time
+
+    settings = settings or {}
+    out: dict[str, Path] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise EvalkitError(f"--weights takes NAME=PATH, got {pair!r}")
+        if name in REGISTRY:
+            targets = [name]
+        elif name in extractors.available_extractors():
+            targets = extractors.extractor_weights(name, dict(settings.get(name) or {}))
+        else:
+            known = sorted(set(REGISTRY) | set(extractors.available_extractors()))
+            raise EvalkitError(f"--weights {name}=...: unknown weights or extractor {name!r}; known: {', '.join(known)}")
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise EvalkitError(f"--weights {name}={value}: no such file")
+        for target in targets:
+            out[target] = path
+    return out
