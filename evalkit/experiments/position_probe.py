@@ -1,12 +1,14 @@
-"""Why the shipped base stage does not follow position words: two measurements.
+"""Why the shipped base stage does not follow position words: three measurements.
 
-    python reports/imagen/position_probe.py [--checkpoint DIR] [--seeds 8] [--out FILE]
+    python -m evalkit.experiments.position_probe [--checkpoint DIR] [--seeds 8] [--out FILE]
         -> reports/imagen/position_probe.md
 
-1. Same seed, four region words: for 8 seeds x {on the left, on the right, at the top, at the bottom}, where the
+1. Same seed, four region words: for N seeds x {on the left, on the right, at the top, at the bottom}, where the
    object lands, and how often it lands in the named third (chance about 1/3). If the words mattered, one seed
    would give four different places.
-2. The frozen text encoder (MiniLM): cosine similarity of the token that differs between two prompts, at every
+2. For one fixed x_t, the redness of the base's x0 prediction by third of the image's columns, for the four region
+   words and a colour change.
+3. The frozen text encoder (MiniLM): cosine similarity of the token that differs between two prompts, at every
    layer, for position words (left/right, top/bottom, above/below), number words (two/three) and colour and shape
    words (red/blue, circle/square).
 """
@@ -14,18 +16,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from evalkit.imagen.cascade import ImagenCascade, to_pil  # noqa: E402
-from evalkit.imagen.diffusion import model_prediction, predicted_x0  # noqa: E402
-from evalkit.toyworld.analyzer import analyze  # noqa: E402
+from evalkit.cli.args import positive_int
+from evalkit.experiments.common import REPORTS_DIR, run_as_script, shipped_checkpoint, write_report
+from evalkit.imagen.cascade import ImagenCascade, to_pil
+from evalkit.imagen.diffusion import model_prediction, predicted_x0
+from evalkit.toyworld.analyzer import analyze
 
 REGIONS = {"on the left": lambda x, y: x < 1 / 3, "on the right": lambda x, y: x > 2 / 3,
            "at the top": lambda x, y: y < 1 / 3, "at the bottom": lambda x, y: y > 2 / 3}
@@ -90,21 +90,14 @@ def x0_redness_table(cascade: ImagenCascade) -> list[str]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", default=str(REPO / "evalkit/imagen/checkpoints/toyworld-32-64-128"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--out", default=str(REPO / "reports" / "imagen" / "position_probe.md"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    cascade = ImagenCascade.from_pretrained(args.checkpoint, num_stages=1)
-    rows, hits, total = same_seed_table(cascade, args.seeds)
-    layers = len(encoder_table(cascade)[0].split("|")) - 3
+def report(cascade: ImagenCascade, checkpoint: Path, seeds: int) -> str:
+    rows, hits, total = same_seed_table(cascade, seeds)
+    encoder_rows = encoder_table(cascade)
+    layers = len(encoder_rows[0].split("|")) - 3
     lines = [
         "# Position words: what the base stage and its text encoder do with them",
         "",
-        f"`python reports/imagen/position_probe.py --seeds {args.seeds}` (checkpoint `{Path(args.checkpoint).name}`,"
+        f"`python -m evalkit.experiments.position_probe --seeds {seeds}` (checkpoint `{checkpoint.name}`,"
         " base stage, 32 px, its own sampler settings).",
         "",
         "## 1. One seed, four region words: where the object lands (first object's centre, x and y in [0, 1])",
@@ -125,12 +118,28 @@ def main() -> None:
         "",
         "| words | " + " | ".join(str(i) for i in range(layers)) + " |",
         "| --- |" + " --- |" * layers,
-        *encoder_table(cascade),
+        *encoder_rows,
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.position_probe",
+                                     description="Do position words move the base stage's objects?")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="Imagen checkpoint folder (default: the shipped one)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
+    parser.add_argument("--seeds", type=positive_int, default=8, help="noise seeds per region word")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "position_probe.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    cascade = ImagenCascade.from_pretrained(checkpoint, num_stages=1)
+    text = report(cascade, checkpoint, args.seeds)
+    write_report(args.out, text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_as_script(main)

@@ -1,28 +1,27 @@
 """Efficient U-Net vs a plain U-Net of about its size (paper App. B.1), as the 32 -> 64 SR stage, in one process.
 
-    python reports/imagen/unet_compare.py [--steps 300] [--batch 32] [--threads 2]
+    python -m evalkit.experiments.unet_compare [--steps 300] [--batch 32] [--threads 2]
         -> reports/imagen/unet_compare.md, unet_compare.png
 
 Both U-Nets (presets `--unet efficient` and `--unet plain` of `evalkit train imagen --stage sr1`) train from scratch
 on the same toy-world batches with the same settings; their steps alternate, so CPU contention hits both alike.
 Measured: the median time of a training step and of one sampling forward pass (batch 8), and the plain eps-MSE on a
-fixed validation set (64 scenes of another seed than the training batches, fixed t, noise and aug level 0) every
-`--eval-every` steps, compared at equal steps and at equal training time.
+fixed validation set (`--validation` scenes, 64 by default, drawn with another seed than the training batches; fixed
+t, noise and aug level 0) every `--eval-every` steps, compared at equal steps and at equal training time.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from evalkit.cli.args import positive_float, positive_int
+from evalkit.experiments.common import REPORTS_DIR, agg_pyplot, run_as_script, save_figure, write_report
 
 KINDS = ("efficient", "plain")
 
@@ -41,10 +40,12 @@ def validation_loss(trainer, batch) -> float:
 
 
 def sampling_forward_seconds(trainer, batch, repeats: int = 5) -> float:
+    """Median seconds of one forward pass at sampling (batch 8, or the validation set if smaller)."""
     images, lowres, captions = batch
-    text = trainer.text_encoder.encode(captions[:8])
+    n = min(8, len(captions))
+    text = trainer.text_encoder.encode(captions[:n])
     model = trainer.model.eval()
-    args = (torch.randn_like(images[:8]), torch.full((8,), 0.5), text.tokens, text.mask, lowres[:8], torch.zeros(8))
+    args = (torch.randn_like(images[:n]), torch.full((n,), 0.5), text.tokens, text.mask, lowres[:n], torch.zeros(n))
     with torch.no_grad():
         model(*args)
         times = []
@@ -55,17 +56,8 @@ def sampling_forward_seconds(trainer, batch, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(REPO / "reports" / "imagen" / "unet_compare.md"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
+def train_both(args, scratch: Path):
+    """Train both U-Nets on the same batches, steps interleaved; returns (params, step_times, forward, curves)."""
     from tqdm import tqdm
 
     from evalkit.imagen.data import StageBatches
@@ -73,7 +65,6 @@ def main() -> None:
     from evalkit.imagen.train import TrainConfig, Trainer
 
     encoder = load_text_encoder({"kind": "minilm", "max_tokens": 32})
-    scratch = Path(tempfile.mkdtemp(prefix="unet-compare-"))
     trainers = {}
     for kind in KINDS:
         config = TrainConfig(stage="sr1", unet=kind, out=str(scratch / kind), steps=args.steps, batch_size=args.batch,
@@ -81,10 +72,10 @@ def main() -> None:
         trainers[kind] = Trainer(config, text_encoder=encoder)
     params = {k: sum(p.numel() for p in t.model.parameters()) for k, t in trainers.items()}
     data = StageBatches("toyworld", 64, 32, args.batch, seed=0)
-    held_out = StageBatches("toyworld", 64, 32, 64, seed=777)[0]  # another seed: scenes the training never drew
+    held_out = StageBatches("toyworld", 64, 32, args.validation, seed=777)[0]  # scenes the training never drew
     curves = {k: [(0, 0.0, validation_loss(t, held_out))] for k, t in trainers.items()}
     step_times = {k: [] for k in KINDS}
-    for step in tqdm(range(args.steps), desc="train sr1 (both U-Nets)", unit="step"):
+    for step in tqdm(range(args.steps), desc="train sr1 (both U-Nets)", unit="step", disable=args.quiet):
         batch = data[step]
         order = KINDS if step % 2 == 0 else KINDS[::-1]
         for kind in order:
@@ -95,7 +86,26 @@ def main() -> None:
             for kind, trainer in trainers.items():
                 curves[kind].append((step + 1, sum(step_times[kind]), validation_loss(trainer, held_out)))
     forward = {k: sampling_forward_seconds(t, held_out) for k, t in trainers.items()}
-    write_report(args, params, step_times, forward, curves, Path(args.out))
+    return params, step_times, forward, curves
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.unet_compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=positive_int, default=300)
+    parser.add_argument("--batch", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=5e-4)
+    parser.add_argument("--eval-every", type=positive_int, default=25)
+    parser.add_argument("--validation", type=positive_int, default=64, help="validation scenes")
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "unet_compare.md", help="report; the plot goes beside it")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="unet-compare-") as scratch:
+        results = train_both(args, Path(scratch))
+    write_results(args, *results, args.out)
+    return 0
 
 
 def loss_at_time(curve, seconds: float) -> float:
@@ -106,21 +116,16 @@ def loss_at_time(curve, seconds: float) -> float:
     return curve[-1][2]
 
 
-def write_report(args, params, step_times, forward, curves, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def report_text(args, params, step_times, forward, curves, figure_name: str) -> str:
     median = {k: statistics.median(v) for k, v in step_times.items()}
     budget = min(curves[k][-1][1] for k in KINDS)  # the training time both reached
     lines = [
         "# Efficient U-Net vs a plain U-Net (paper App. B.1), 32 -> 64 super-resolution",
         "",
-        f"`python reports/imagen/unet_compare.py --steps {args.steps} --batch {args.batch} --threads {args.threads}` "
+        f"`python -m evalkit.experiments.unet_compare --steps {args.steps} --batch {args.batch} --threads {args.threads}` "
         f"(CPU, {args.threads} threads; both from scratch, lr {args.lr:g}, AdamW, same toy-world batches, steps "
-        "interleaved). Validation: plain eps-MSE on 64 scenes drawn with another seed than the training batches, "
-        "fixed t and noise, aug level 0.",
+        f"interleaved). Validation: plain eps-MSE on {args.validation} scenes drawn with another seed than the "
+        "training batches, fixed t and noise, aug level 0.",
         "",
         "| U-Net | parameters | training step (median) | sampling forward, batch 8 | "
         f"val loss after {args.steps} steps | val loss after {budget:.0f} s of training |",
@@ -131,13 +136,16 @@ def write_report(args, params, step_times, forward, curves, out: Path) -> None:
                      f"{curves[kind][-1][2]:.4f} | {loss_at_time(curves[kind], budget):.4f} |")
     ratio = median["efficient"] / median["plain"]
     lines += ["", f"Efficient / plain: training step time x{ratio:.2f}, sampling forward "
-                  f"x{forward['efficient'] / forward['plain']:.2f}.", "", "![validation loss](unet_compare.png)", ""]
+                  f"x{forward['efficient'] / forward['plain']:.2f}.", "", f"![validation loss]({figure_name})", ""]
     lines += ["| step | " + " | ".join(f"{k} seconds | {k} val loss" for k in KINDS) + " |",
               "| --- |" + " --- | --- |" * len(KINDS)]
     for rows in zip(*(curves[k] for k in KINDS)):
         lines.append(f"| {rows[0][0]} | " + " | ".join(f"{t:.0f} | {loss:.4f}" for _, t, loss in rows) + " |")
-    out.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
+
+def loss_figure(curves):
+    plt = agg_pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for kind in KINDS:
         steps, seconds, losses = zip(*curves[kind])
@@ -151,9 +159,16 @@ def write_report(args, params, step_times, forward, curves, out: Path) -> None:
         axis.legend()
     fig.suptitle("SR 32->64: Efficient U-Net vs plain U-Net of similar size")
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=110)
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return fig
+
+
+def write_results(args, params, step_times, forward, curves, out: Path) -> None:
+    """The Markdown report at `out` and its loss plot beside it (same name, .png)."""
+    figure = out.with_suffix(".png")
+    write_report(out, report_text(args, params, step_times, forward, curves, figure.name))
+    save_figure(loss_figure(curves), figure, dpi=110)
+    print(f"wrote {out} and {figure}")
 
 
 if __name__ == "__main__":
-    main()
+    run_as_script(main)

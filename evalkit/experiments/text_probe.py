@@ -1,6 +1,6 @@
 """Is a relation's direction readable from the frozen text encoder's tokens, linearly or only non-linearly?
 
-    python reports/imagen/text_probe.py [--train 3000] [--test 600] -> reports/imagen/text_probe.md
+    python -m evalkit.experiments.text_probe [--train 3000] [--test 600] -> reports/imagen/text_probe.md
 
 For toy-world relation captions ("a red circle to the left of a blue square", ...) each colour word's token is
 labelled by where its object lies: on the low side (left / top) or the high side. Probes read that label from the
@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from evalkit.cli.args import positive_int
+from evalkit.errors import EvalkitError
+from evalkit.experiments.common import REPORTS_DIR, run_as_script, write_report
+from evalkit.imagen.text_encoders import load_text_encoder
+from evalkit.toyworld.captions import caption
+from evalkit.toyworld.scenes import sample_scene
 
-from evalkit.imagen.text_encoders import load_text_encoder  # noqa: E402
-from evalkit.toyworld.captions import caption  # noqa: E402
-from evalkit.toyworld.scenes import sample_scene  # noqa: E402
-
+DEFAULT_STEPS = 1500
 FEATURES = {"last layer": slice(0, 384), "input embeddings": slice(384, 768), "both": slice(0, 768)}
 
 
@@ -58,6 +58,7 @@ def colour_token_features(encoder, items, batch: int = 256):
 
 
 def probe_accuracy(x_train, y_train, x_test, y_test, hidden: int, steps: int = 1500) -> tuple[float, float]:
+    """(training, held-out) accuracy of a linear (hidden=0) or one-hidden-layer probe trained with Adam."""
     mean, std = x_train.mean(0), x_train.std(0) + 1e-5
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     torch.manual_seed(0)
@@ -75,35 +76,47 @@ def probe_accuracy(x_train, y_train, x_test, y_test, hidden: int, steps: int = 1
                      for x, y in ((x_train, y_train), (x_test, y_test)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--train", type=int, default=3000, help="training-split relation captions")
-    parser.add_argument("--test", type=int, default=600, help="held-out-split relation captions")
-    parser.add_argument("--out", default=str(REPO / "reports/imagen/text_probe.md"))
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    encoder = load_text_encoder({"kind": "minilm", "max_tokens": 32, "layers": [-1, 0]})
+def report(args, encoder) -> str:
     x_train, y_train = colour_token_features(encoder, relation_captions("train", args.train, 0))
     x_test, y_test = colour_token_features(encoder, relation_captions("heldout", args.test, 1))
+    if not len(y_train) or not len(y_test):
+        raise EvalkitError("no relation caption kept its colour words whole; use more --train / --test captions")
     rows = []
     for name, columns in FEATURES.items():
         for hidden, probe in ((0, "linear"), (256, "MLP (256 hidden)")):
-            fit, held_out = probe_accuracy(x_train[:, columns], y_train, x_test[:, columns], y_test, hidden)
+            fit, held_out = probe_accuracy(x_train[:, columns], y_train, x_test[:, columns], y_test, hidden, args.steps)
             rows.append(f"| {name} | {probe} | {fit:.3f} | {held_out:.3f} |")
-    text = "\n".join([
+    steps = "" if args.steps == DEFAULT_STEPS else f" --steps {args.steps}"
+    return "\n".join([
         "# Relation direction in the frozen MiniLM tokens",
         "",
-        f"`python reports/imagen/text_probe.py --train {args.train} --test {args.test}`: {len(y_train)} training and "
-        f"{len(y_test)} held-out colour tokens; label = its object is the left/top one of the pair (chance 0.5).",
+        f"`python -m evalkit.experiments.text_probe --train {args.train} --test {args.test}{steps}`: {len(y_train)} "
+        f"training and {len(y_test)} held-out colour tokens; label = its object is the left/top one of the pair "
+        "(chance 0.5).",
         "",
         "| features | probe | training accuracy | held-out accuracy |",
         "| --- | --- | --- | --- |",
         *rows,
         "",
     ])
-    Path(args.out).write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.text_probe",
+                                     description="Is a relation's direction linearly readable from MiniLM's tokens?")
+    parser.add_argument("--train", type=positive_int, default=3000, help="training-split relation captions")
+    parser.add_argument("--test", type=positive_int, default=600, help="held-out-split relation captions")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help="Adam steps per probe")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "text_probe.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    encoder = load_text_encoder({"kind": "minilm", "max_tokens": 32, "layers": [-1, 0]})
+    text = report(args, encoder)
+    write_report(args.out, text)
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_as_script(main)
