@@ -5,6 +5,8 @@ An adapter is built from ``AdapterOptions`` by a factory registered under the en
 seed per image and returns one PIL RGB image per prompt, in order. The same (prompt, seed, size, config) must give
 the same image: evalkit derives seeds per (prompt, sample) and relies on this to resume and reproduce runs.
 ``config()`` is JSON-serialisable and goes into the run manifest, so it must name everything that changes images.
+An adapter may also say where it computes images with a ``device`` attribute ("cpu", "cuda:0", ...); the run
+records it beside each batch's generation time (``adapter_device``), and adapters without one are "unknown".
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class GenerationBatch:
 
 @runtime_checkable
 class Adapter(Protocol):
+    """What every adapter has. Optional, not part of the check: ``device: str``, where images are computed."""
+
     name: str
     default_size: tuple[int, int]  # (height, width) used when the user gives no --size
 
@@ -54,6 +58,15 @@ class Adapter(Protocol):
 
     def generate(self, batch: GenerationBatch) -> list[Image.Image]:
         """One RGB image of size (batch.width, batch.height) per prompt, in order."""
+
+
+UNKNOWN_DEVICE = "unknown"
+
+
+def adapter_device(adapter: Adapter) -> str:
+    """The adapter's optional ``device`` (a non-empty string), else "unknown" (third-party adapters may not say)."""
+    device = getattr(adapter, "device", None)
+    return str(device) if isinstance(device, str) and device else UNKNOWN_DEVICE
 
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

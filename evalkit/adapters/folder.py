@@ -59,6 +59,7 @@ def read_image(path: Path) -> Image.Image:
 
 class FolderAdapter:
     name = "folder"
+    device = "none"  # nothing is computed: the run's generation timings of a folder measure file reading
 
     def __init__(self, options: AdapterOptions):
         check_known_options(options, OPTIONS, self.name)

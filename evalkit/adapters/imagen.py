@@ -69,6 +69,11 @@ class ImagenAdapter:
             config["experts"] = experts
         return config
 
+    @property
+    def device(self) -> str:
+        """Where the cascade samples (recorded with each batch's generation time)."""
+        return str(self.cascade.device)
+
     def checkpoint_hash(self) -> str | None:
         return self.cascade.checkpoint_hash()
 

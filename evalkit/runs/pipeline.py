@@ -9,13 +9,14 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from evalkit import __version__, atomic
-from evalkit.adapters.base import Adapter, GenerationBatch
+from evalkit.adapters.base import Adapter, GenerationBatch, adapter_device
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
 from evalkit.images import to_rgb_image
@@ -135,11 +136,16 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
 
 
 def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True) -> int:
-    """Generate and atomically save each missing image; returns how many were written."""
+    """Generate and atomically save each missing image; returns how many were written.
+
+    Each batch's wall time in ``adapter.generate`` (with its image count, device and keys) is appended to the
+    run's generation.jsonl once its images are saved, so a resumed run adds only the batches it made.
+    """
     from tqdm import tqdm
 
     total = run.manifest["n_images"]
     height, width = run.manifest["height"], run.manifest["width"]
+    device = adapter_device(adapter)
     written = 0
     with tqdm(total=total, initial=total - len(missing), unit="img", desc=run.run_id, disable=not progress,
               dynamic_ncols=True) as bar:
@@ -152,10 +158,14 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
                 width=width,
                 keys=tuple((r.prompt_index, r.sample) for r in chunk),
             )
-            for record, image in zip(chunk, _checked_images(adapter, adapter.generate(batch), batch)):
+            started = time.perf_counter()
+            images = adapter.generate(batch)
+            seconds = time.perf_counter() - started
+            for record, image in zip(chunk, _checked_images(adapter, images, batch)):
                 run.save_image(record, image)
                 written += 1
                 bar.update(1)
+            run.append_generation_timing(len(chunk), seconds, device, list(batch.keys), _now())
     return written
 
 

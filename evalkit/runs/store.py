@@ -3,10 +3,13 @@
     <run>/manifest.json        spec, benchmark + adapter provenance, versions, status, timestamps
     <run>/index.csv            one row per planned image: prompt_index, sample, seed, file, prompt, category, extra
     <run>/images/PPPPP_SS.png  prompt row index (5 digits) and sample number (2 digits)
+    <run>/generation.jsonl     one line per generated batch: images, seconds, device, keys, time (see below)
     <run>/metrics.json         written later by `evalkit score`
 
 Every file is written atomically, so after a crash a file is either absent or complete; resuming means
-generating exactly the images whose files are absent.
+generating exactly the images whose files are absent. The one exception is generation.jsonl, which is appended
+to (a resumed run adds its batches): each line is written with one write and fsynced, so a crash can only tear
+the last line; readers skip a torn last line and the next append cuts it off first.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import math
+import os
+
 from evalkit import atomic
 from evalkit.errors import EvalkitError
 from evalkit.images import image_file_name
@@ -26,6 +32,7 @@ MANIFEST = "manifest.json"
 INDEX = "index.csv"
 IMAGES = "images"
 INDEX_COLUMNS = ["prompt_index", "sample", "seed", "file", "prompt", "category", "extra"]
+GENERATION_LOG = "generation.jsonl"
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,88 @@ class Run:
         self.manifest.update(fields)
         atomic.write_json(self.path / MANIFEST, self.manifest)
 
+    def append_generation_timing(self, images: int, seconds: float, device: str, keys: list[tuple[int, int]],
+                                 at: str) -> None:
+        """Append one batch's timing to generation.jsonl, durably (flushed and fsynced before returning)."""
+        entry = {"images": int(images), "seconds": float(seconds), "device": str(device),
+                 "keys": [[int(p), int(s)] for p, s in keys], "at": at}
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+        path = self.path / GENERATION_LOG
+        try:
+            _cut_torn_tail(path)
+            with open(path, "ab") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise EvalkitError(f"cannot append to {path}: {error.strerror or error}") from None
+
+    def generation_timings(self) -> list[dict[str, Any]]:
+        """The batches recorded in generation.jsonl, oldest first ([] for a run made before it was kept).
+
+        A torn last line (a crash mid-append) is skipped; any other line that is not a valid entry is an error.
+        """
+        path = self.path / GENERATION_LOG
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise EvalkitError(f"cannot read {path}: {error.strerror or error}") from None
+        complete = data.split(b"\n")[:-1]  # what follows the last newline is empty, or a torn line: skipped
+        timings = []
+        for number, raw in enumerate(complete, start=1):
+            entry = _timing_entry(raw)
+            if entry is None:
+                raise EvalkitError(f"{path}, line {number}: not a generation timing entry; delete the file to reset")
+            timings.append(entry)
+        return timings
+
     def write_json(self, name: str, obj: Any) -> Path:
         """Write a result file (metrics.json, ...) atomically into the run directory."""
         target = self.path / name
         atomic.write_json(target, obj)
         return target
+
+
+def _timing_entry(raw: bytes) -> dict[str, Any] | None:
+    """One generation.jsonl line as a dict, or None when it is not a complete, valid entry."""
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(entry, dict):
+        return None
+    images, seconds = entry.get("images"), entry.get("seconds")
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        return None
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) or seconds < 0:
+        return None
+    keys = entry.get("keys")
+    if not isinstance(entry.get("device"), str) or not isinstance(keys, list) or len(keys) != images:
+        return None
+    if not all(isinstance(k, list) and len(k) == 2 and all(isinstance(v, int) for v in k) for k in keys):
+        return None
+    return entry
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a partial last line (no trailing newline) left by a crash, so the next line starts cleanly."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "r+b") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        data = handle.read()
+        handle.truncate(data.rfind(b"\n") + 1)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def is_run_dir(path: Path) -> bool:
