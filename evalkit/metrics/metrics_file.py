@@ -64,13 +64,15 @@ def _run_block(side) -> dict[str, Any] | None:
 def _generation_block(side) -> dict[str, Any] | None:
     if side.run is None:
         return None
-    from evalkit.runs.store import generation_efficiency
+    from evalkit.runs import store
 
+    if not hasattr(store, "generation_efficiency"):
+        return None
     timings = side.run.generation_timings()
-    return generation_efficiency(timings) if timings else None
+    return store.generation_efficiency(timings) if timings else None
 
 
-def _key(run_block, generated, reference, stat, options) -> dict[str, Any]:
+def _key(run_block, generated, reference, metric, stat, options) -> dict[str, Any]:
     extractor = stat.extractor
     return {
         "benchmark": run_block["benchmark"] if run_block else None,
@@ -79,7 +81,7 @@ def _key(run_block, generated, reference, stat, options) -> dict[str, Any]:
         "extractor": None if extractor is None else {
             "name": extractor["extractor"], "weights_sha256": extractor.get("weights_sha256"),
             "preprocessing": extractor.get("preprocessing", {})},
-        "reference": reference.identity() if reference is not None and stat.extractor is not None else None,
+        "reference": reference.identity() if reference is not None and metric.needs.reference else None,
         "options": options,
         "evalkit_version": __version__,
     }
@@ -100,7 +102,7 @@ def build(generated, reference, results, warnings: list[str]) -> dict[str, Any]:
             stats[stat.name] = {
                 "metric": metric.name, "higher_is_better": bool(metric.higher_is_better),
                 "overall": stat.overall.to_json(), "groups": _group_json(stat.groups),
-                "key": _key(run_block, generated, reference, stat, options), "options": options,
+                "key": _key(run_block, generated, reference, metric, stat, options), "options": options,
                 "details": stat.details, "computed_at": stamp, "versions": versions,
             }
     return {"schema_version": SCHEMA_VERSION, "evalkit_version": __version__, "generated": generated.identity(),

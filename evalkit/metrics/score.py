@@ -91,7 +91,8 @@ class ScoreContext:
         key = (name, tuple(sorted(merged.items())))
         if key not in self._extractors:
             wanted = extractor_seam.extractor_weights(name, merged)
-            explicit = next((self.config.weights[w] for w in wanted if w in self.config.weights), None)
+            explicit = self.config.weights.get(name) or next(
+                (self.config.weights[w] for w in wanted if w in self.config.weights), None)
             options = extractor_seam.ExtractorOptions(
                 weights=explicit, device=self.device, batch_size=self.config.batch_size, workers=self.config.workers,
                 download=self.config.download, settings=merged)

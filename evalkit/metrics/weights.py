@@ -220,4 +220,6 @@ def parse_weight_overrides(pairs: list[str], settings: Mapping[str, Mapping[str,
             raise EvalkitError(f"--weights {name}={value}: no such file")
         for target in targets:
             out[target] = path
+        if name not in REGISTRY:
+            out[name] = path  # also under the extractor's name: it stands for its weights whatever its settings
     return out
