@@ -16,15 +16,19 @@ package of Naeem et al. (k = 5, strictly inside, "<"). The comparison only matte
 
 Why our own implementation: both references hold whole n x n distance matrices (3.6 GB each in float32 at
 n = 30,000) and compute distances in the precision of their input. Here every matrix is visited in row blocks,
-O(chunk x n) memory. Distances are screened in float32 (the |a|^2 + |b|^2 - 2 a.b expansion, one float32 matrix
-product: 1.8x faster than float64 on our CPUs), with a rigorous bound on the float32 error,
-|e| <= c (|a|^2 + |b|^2) with c = 2 (gamma_d + 16 u), gamma_d = d u / (1 - d u), u = 2^-24 (the worst-case
-error of a d-term dot product, the roundings around it, and the float32 copy of the input, doubled for safety).
-A pair is decided in float32 only when it lies farther than that bound from the radius it is compared with;
-the others (a few per row), and the k-NN candidates within the bound of the k-th distance, are recomputed
-exactly in float64 as sum (a - b)^2. So every decision equals the float64 one, whatever the chunk, and the
-references agree with it when given float64 features (given float32 ones they round distances first; the
-measured disagreements are in reports/perf/). Features are rescaled by a power of two 
+O(chunk x n) memory, and each decision is the exact one:
+  - Distances are screened in float32 (|a|^2 + |b|^2 - 2 a.b, one float32 matrix product, 1.8x faster than
+    float64 on our CPUs) on copies centred on the common mean (distances do not move; |a|^2 + |b|^2 shrinks
+    for features with a large common component, as post-ReLU ones have) and scaled by a power of two (exact;
+    float32 neither overflows nor loses small values).
+  - The float32 error has a rigorous bound |e| <= c (|a|^2 + |b|^2), c = 2 (gamma_d + 16 u),
+    gamma_d = d u / (1 - d u), u = 2^-24: the worst case of a d-term dot product, the roundings around it and
+    the float32 copy, doubled.
+  - A pair is decided in float32 only when it lies farther than the bound from the radius it is compared with;
+    the rest (a few per row), and the k-NN candidates the bound leaves undecided, are recomputed in float64 as
+    sum (a - b)^2 from the given values (knn_sq_radii says how).
+So results do not depend on the chunk, and equal the references' when those are given float64 features. Given
+float32 features the references round distances to float32 first, and a few pairs near a radius flip.
 
 ``max_samples`` caps each side by a seeded subsample without replacement (dgm-eval computes PRDC on at most
 10,000 samples per side, and also shrinks both sides to the smaller one; here each side is capped on its own).

@@ -1,5 +1,6 @@
 """CMMD equals a direct port of the published formula (google-research/cmmd distance.py, full kernel matrices)
-for both estimators; blocks change nothing; known values; bad input is an EvalkitError."""
+for both estimators; blocks change nothing; known values; bad input is an EvalkitError. The slow test measures
+time and peak memory at 30,000 x 2048 per side."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics.cmmd import cmmd
+from tests.metrics.test_prdc import measure_cost
 
 
 def published_cmmd(x: np.ndarray, y: np.ndarray, unbiased: bool = False, sigma: float = 10.0) -> float:
@@ -149,3 +151,11 @@ def test_properties_symmetry_blocks_translation(data, estimator, chunk):
     assert value == pytest.approx(published_cmmd(x, y, unbiased=estimator == "unbiased"), **tolerance)
     if estimator == "biased":
         assert value >= -1e-10  # the biased estimate is a squared RKHS norm
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_peak_memory_at_30k_by_2048_stays_under_4_gib(estimator):
+    cost = measure_cost(f"cmmd-{estimator}")
+    print(cost)
+    assert cost["peak_rss_mib"] < 4096
