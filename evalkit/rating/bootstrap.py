@@ -3,14 +3,21 @@
 Votes are not independent: the same prompt is judged by many raters and each rater judges many prompts. Resampling
 whole prompts and, independently, whole raters (each vote weighted by how often its prompt and its rater were
 drawn) makes the interval reflect both sources of variation; resampling votes alone would be too narrow.
+
+Rates are ``evalkit.estimate.Estimate`` values with method ``bootstrap-prompts-raters``, the shape every evalkit
+number has: value None when there is nothing to rate (no votes, or only ties once ties are excluded), and no
+interval (method ``none``) when no bootstrap replicate could be computed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+
+from evalkit.estimate import Estimate
+
+METHOD = "bootstrap-prompts-raters"
 
 CHUNK = 200  # replicates per block: keeps the (replicates x votes) weight matrix small
 
@@ -27,30 +34,17 @@ def crossed_weights(
         yield (prompt_draws[:, prompt_codes] * rater_draws[:, rater_codes]).astype(float)
 
 
-@dataclass(frozen=True)
-class Rate:
-    value: float  # NaN when there is nothing to rate
-    low: float
-    high: float
-    n: int  # votes that entered the rate
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        clean = lambda x: None if np.isnan(x) else round(float(x), 6)  # noqa: E731
-        return {"value": clean(self.value), "ci_low": clean(self.low), "ci_high": clean(self.high), "n": self.n}
-
-
 def _codes(labels) -> np.ndarray:
     return np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
 
 
 def preference_rates(
     scores: np.ndarray, prompts, raters, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[Rate, Rate]:
+) -> tuple[Estimate, Estimate]:
     """Preference for A from vote scores (1 = A, 0.5 = tie, 0 = B): (ties counted as half, ties excluded)."""
     scores = np.asarray(scores, dtype=float)
     if scores.size == 0:
-        empty = Rate(np.nan, np.nan, np.nan, 0)
-        return empty, empty
+        return Estimate.empty(), Estimate.empty()
     decisive = scores != 0.5
     prompt_codes, rater_codes = _codes(prompts), _codes(raters)
     rng = np.random.default_rng(seed)
@@ -62,13 +56,13 @@ def preference_rates(
             strict.append(decisive_weights @ scores[decisive] / decisive_weights.sum(axis=1))
     tail = (1 - level) / 2 * 100
 
-    def rate(point: float, replicates: list[np.ndarray], n: int) -> Rate:
+    def rate(point: float | None, replicates: list[np.ndarray], n: int) -> Estimate:
         values = np.concatenate(replicates)
         values = values[~np.isnan(values)]
         if n == 0 or values.size == 0:
-            return Rate(point, np.nan, np.nan, n)
+            return Estimate(point, None, None, n, "none")
         low, high = np.percentile(values, [tail, 100 - tail])
-        return Rate(point, float(low), float(high), n)
+        return Estimate(point, float(low), float(high), n, METHOD)
 
-    strict_point = float(scores[decisive].mean()) if decisive.any() else np.nan
+    strict_point = float(scores[decisive].mean()) if decisive.any() else None
     return rate(float(scores.mean()), half, scores.size), rate(strict_point, strict, int(decisive.sum()))

@@ -38,9 +38,9 @@ def plot_summary(summary: dict[str, Any], out: str | Path) -> Path:
             rows = match[0]["categories"]
             labels = [r["category"] for r in rows]
             values = [100 * (r["pref_a_ties_half"]["value"] or 0) for r in rows]
-            lows = [100 * (r["pref_a_ties_half"]["ci_low"] if r["pref_a_ties_half"]["ci_low"] is not None
+            lows = [100 * (r["pref_a_ties_half"]["low"] if r["pref_a_ties_half"]["low"] is not None
                            else r["pref_a_ties_half"]["value"] or 0) for r in rows]
-            highs = [100 * (r["pref_a_ties_half"]["ci_high"] if r["pref_a_ties_half"]["ci_high"] is not None
+            highs = [100 * (r["pref_a_ties_half"]["high"] if r["pref_a_ties_half"]["high"] is not None
                             else r["pref_a_ties_half"]["value"] or 0) for r in rows]
             positions = list(range(len(rows)))[::-1]
             colours = ["#4c72b0" if label != "all" else "#dd8452" for label in labels]

@@ -43,7 +43,7 @@ def _category_rows(votes: pd.DataFrame, n_boot: int, seed: int) -> list[dict[str
         rows.append({
             "category": category, "votes": int(len(part)), "prompts": int(part["prompt_index"].nunique()),
             "raters": int(part["rater_id"].nunique()), "ties": int((part["choice"] == "tie").sum()),
-            "pref_a_ties_half": half.as_dict(), "pref_a_ties_excluded": strict.as_dict(),
+            "pref_a_ties_half": half.to_json(), "pref_a_ties_excluded": strict.to_json(),
         })
     return rows
 
@@ -94,11 +94,12 @@ def summarize(conn: sqlite3.Connection, n_boot: int = 1000, seed: int = 0) -> di
 
 
 def _fmt(rate: dict[str, Any]) -> str:
+    """A rate as written by ``Estimate.to_json``: value and 95% interval in percent."""
     if rate["value"] is None:
         return "-"
-    if rate["ci_low"] is None:
+    if rate["low"] is None:
         return f"{100 * rate['value']:5.1f}%"
-    return f"{100 * rate['value']:5.1f}% [{100 * rate['ci_low']:5.1f}, {100 * rate['ci_high']:5.1f}]"
+    return f"{100 * rate['value']:5.1f}% [{100 * rate['low']:5.1f}, {100 * rate['high']:5.1f}]"
 
 
 def format_summary(summary: dict[str, Any]) -> str:

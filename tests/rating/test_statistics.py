@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from evalkit.estimate import Estimate
 from evalkit.rating.agreement import krippendorff_alpha_nominal
 from evalkit.rating.bootstrap import crossed_weights, preference_rates
 from evalkit.rating.bradley_terry import bradley_terry, fit_pairs
@@ -18,8 +19,10 @@ def test_preference_by_hand():
     assert strict.value == pytest.approx(2 / 3) and strict.n == 3
     unanimous, _ = preference_rates([1.0] * 6, prompts=range(6), raters=[0, 1] * 3, n_boot=50)
     assert (unanimous.value, unanimous.low, unanimous.high) == (1.0, 1.0, 1.0)
+    assert isinstance(unanimous, Estimate) and unanimous.method == "bootstrap-prompts-raters"
     _, only_ties = preference_rates([0.5, 0.5], prompts=[0, 1], raters=[0, 1], n_boot=20)
-    assert np.isnan(only_ties.value) and only_ties.n == 0
+    assert only_ties == Estimate(None, None, None, 0, "none")
+    assert preference_rates([], prompts=[], raters=[]) == (Estimate.empty(), Estimate.empty())
 
 
 def test_crossed_weights_multiply_prompt_and_rater_draws():

@@ -74,8 +74,9 @@ def test_summary_excludes_failed_raters_and_matches_direct_counts(voted_study):
         direct = part["choice"].map({"A": 1, "tie": 0.5, "B": 0}).mean()
         rate = rows[category]["pref_a_ties_half"]
         assert rate["value"] == pytest.approx(direct, abs=1e-6)
-        assert rate["ci_low"] <= rate["value"] <= rate["ci_high"]
-    assert rows["Colors"]["pref_a_ties_half"]["ci_low"] > 0.5 > rows["Counting"]["pref_a_ties_half"]["ci_high"]
+        assert rate["low"] <= rate["value"] <= rate["high"]
+        assert rate["method"] == "bootstrap-prompts-raters" and rate["n"] == len(part)
+    assert rows["Colors"]["pref_a_ties_half"]["low"] > 0.5 > rows["Counting"]["pref_a_ties_half"]["high"]
     assert rows["all"]["votes"] == 80
     assert summary["bradley_terry"] == {}  # two models: the pairwise table says it all
     assert summary["agreement"]["quality"]["units_with_2plus_votes"] == 10  # every real trial
