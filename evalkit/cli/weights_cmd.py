@@ -20,13 +20,31 @@ def run_list(args) -> int:
     from evalkit.errors import EvalkitError
     from evalkit.metrics import weights
 
+    used_by = _extractors_by_weights()
     for name, spec in sorted(weights.REGISTRY.items()):
         try:
             where = str(weights.resolve(name))
         except EvalkitError:
             where = f"missing (expected at {weights.candidates(name)[0]})"
-        print(f"{name}\n  {spec.description}\n  sha256 {spec.sha256}\n  {spec.url}\n  {where}")
+        digest = spec.sha256 or "not published (the file's hash is recorded with each result, not enforced)"
+        users = ", ".join(used_by.get(name, [])) or "no built-in extractor by default"
+        print(f"{name}\n  {spec.description}\n  used by: {users}\n  sha256 {digest}\n  {spec.url}\n  {where}")
     return 0
+
+
+def _extractors_by_weights() -> dict[str, list[str]]:
+    """Registry weight name -> the extractors that need it with their default settings."""
+    from evalkit.errors import EvalkitError
+    from evalkit.metrics import extractors
+
+    found: dict[str, list[str]] = {}
+    for name in extractors.available_extractors():
+        try:
+            for weight in extractors.extractor_weights(name):
+                found.setdefault(weight, []).append(name)
+        except EvalkitError:
+            continue  # a broken plug-in does not hide the registry
+    return found
 
 
 def run_fetch(args) -> int:

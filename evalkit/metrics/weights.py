@@ -193,11 +193,12 @@ def fetch(name: str) -> Path:
 
 def parse_weight_overrides(pairs: list[str], settings: Mapping[str, Mapping[str, str]] | None = None
                            ) -> dict[str, Path]:
-    """``--weights NAME=PATH`` pairs -> {registry weight name: path}.
+    """``--weights NAME=PATH`` pairs -> {name: path}.
 
-    NAME is a registry weight name (``evalkit weights list``) or an extractor name, which stands for the weights
-    that extractor needs with its ``settings[NAME]`` (e.g. ``clip=FILE`` with ``model=ViT-L-14`` names
-    ``clip-ViT-L-14-openai``). The path must exist; it is used as given (not hash-checked).
+    NAME is a registry weight name (``evalkit weights list``) or an extractor name. An extractor name stands for
+    the weights that extractor needs with ``settings[NAME]`` (e.g. ``clip=FILE`` with ``model=ViT-L-14`` gives
+    ``clip-ViT-L-14-openai``), and is kept as a key too, so the file reaches that extractor whatever its settings
+    turn out to be. The path must exist; it is used as given (not hash-checked).
     """
     from evalkit.metrics import extractors  # the extractors import this module: resolved at call time
 

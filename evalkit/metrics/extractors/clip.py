@@ -10,6 +10,7 @@ CMMD's) reuse this loading with their own preprocessing (extractors/clip_protoco
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -56,7 +57,10 @@ def load_open_clip(model: str, pretrained: str, path: Path, device: str):
     )
     try:
         # Hash checked (registry) or chosen by the user: TorchScript archives need the full unpickler.
-        open_clip.load_checkpoint(net, str(path), weights_only=not is_torchscript(path))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*TorchScript archive")
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
+            open_clip.load_checkpoint(net, str(path), weights_only=not is_torchscript(path))
     except (RuntimeError, KeyError, ValueError, OSError, EOFError, AttributeError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise EvalkitError(f"{path} is not a checkpoint of open_clip {model} ({first})") from None

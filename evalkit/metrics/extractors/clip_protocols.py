@@ -35,7 +35,7 @@ CLEANFID_SIZE = 224
 
 def _scaled_normalised(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 3xHxW float32, x/255 then (x - mean) / std."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+    x = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1) / 255
     return TF.normalize(x, CLIP_MEAN, CLIP_STD)
 
 
