@@ -64,12 +64,10 @@ def _run_block(side) -> dict[str, Any] | None:
 def _generation_block(side) -> dict[str, Any] | None:
     if side.run is None:
         return None
-    from evalkit.runs import store
+    from evalkit.runs.efficiency import generation_efficiency
 
-    if not hasattr(store, "generation_efficiency"):
-        return None
     timings = side.run.generation_timings()
-    return store.generation_efficiency(timings) if timings else None
+    return generation_efficiency(timings) if timings else None
 
 
 def _key(run_block, generated, reference, metric, stat, options) -> dict[str, Any]:
