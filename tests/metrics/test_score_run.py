@@ -123,3 +123,18 @@ def test_statistics_of_another_extractor_are_refused(run_dir, folders, inception
         score_run(run_dir, ["fid"], tmp_path / "clean.npz", {}, config)
     with pytest.raises(EvalkitError, match="needs reference images"):
         score_run(run_dir, ["kid"], tmp_path / "clean.npz", {}, config)
+
+
+def test_metrics_json_carries_generation_efficiency(run_dir, folders, inception_weights):
+    from evalkit.runs.store import open_run
+
+    run = open_run(run_dir)
+    for images, seconds in ((4, 2.0), (4, 1.0), (2, 1.5)):
+        run.append_generation_timing(images, seconds, "cpu", [(0, 0)] * images, "2026-12-01T00:00:00+00:00")
+    config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False)
+    document = score_run(run_dir, ["fid"], folders[1], {"fid.groups": "false"}, config)
+    metrics_file.validate(document)
+    generation = document["generation"]
+    # per-batch seconds per image: 0.5, 0.25, 0.75 -> median 0.5, fastest 0.25
+    assert generation["seconds_per_image"] == 0.5 and generation["denoised_seconds_per_image"] == 0.25
+    assert generation["n_batches"] == 3 and generation["n_images"] == 10 and generation["devices"] == ["cpu"]
