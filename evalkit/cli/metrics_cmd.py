@@ -173,15 +173,17 @@ def run_metrics_list(args) -> int:
     return 0
 
 
-def _number(value) -> str:
+def _number(value, scale) -> str:
+    """Fixed 4 decimals, or scientific notation when the estimate itself is tiny (KID ~1e-3): one style per row."""
     if value is None:
         return "n/a"
-    return f"{value:.4f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3e}"
+    return f"{value:.4f}" if scale is None or abs(scale) >= 0.01 or scale == 0 else f"{value:.3e}"
 
 
 def format_estimate(est: dict) -> str:
-    interval = f" [{_number(est['low'])}, {_number(est['high'])}]" if est.get("low") is not None else ""
-    return f"{_number(est['value'])}{interval}  n={est['n']}"
+    scale = est["value"]
+    interval = f" [{_number(est['low'], scale)}, {_number(est['high'], scale)}]" if est.get("low") is not None else ""
+    return f"{_number(est['value'], scale)}{interval}  n={est['n']}"
 
 
 def format_table(document: dict) -> list[str]:
