@@ -50,7 +50,8 @@ class ClipScorer:
         return {"model": self.model_name, "pretrained": self.pretrained, "weights_sha256": self.weights_sha256}
 
     def image_embeddings(self, paths: Sequence[Path]) -> torch.Tensor:
-        return torch.nn.functional.normalize(torch.from_numpy(self.extractor.compute(paths, desc="clip images")), dim=-1)
+        embeds = self.extractor.compute(paths, desc="clip images")
+        return torch.nn.functional.normalize(torch.from_numpy(embeds), dim=-1)
 
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         return torch.nn.functional.normalize(torch.from_numpy(self.extractor.encode_texts(texts)[0]), dim=-1)

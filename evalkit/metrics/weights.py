@@ -180,7 +180,8 @@ def fetch(name: str) -> Path:
             out.flush()
             os.fsync(out.fileno())
         if weight.sha256 is not None and digest.hexdigest() != weight.sha256:
-            raise EvalkitError(f"download of {weight.url} has the wrong sha256 ({digest.hexdigest()[:12]}...); not kept")
+            raise EvalkitError(f"download of {weight.url} has the wrong sha256 ({digest.hexdigest()[:12]}...); "
+                               "not kept")
         os.replace(tmp, target)
     except OSError as error:
         raise EvalkitError(
@@ -215,7 +216,8 @@ def parse_weight_overrides(pairs: list[str], settings: Mapping[str, Mapping[str,
             targets = extractors.extractor_weights(name, dict(settings.get(name) or {}))
         else:
             known = sorted(set(REGISTRY) | set(extractors.available_extractors()))
-            raise EvalkitError(f"--weights {name}=...: unknown weights or extractor {name!r}; known: {', '.join(known)}")
+            raise EvalkitError(f"--weights {name}=...: unknown weights or extractor {name!r}; "
+                               f"known: {', '.join(known)}")
         path = Path(value).expanduser()
         if not path.is_file():
             raise EvalkitError(f"--weights {name}={value}: no such file")

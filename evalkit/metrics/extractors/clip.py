@@ -98,13 +98,16 @@ class ClipFeatures:
     def description(self) -> dict:
         return {
             "extractor": self.name,
-            "network": f"open_clip {self.model_name} ({self.pretrained}{', QuickGELU' if self.pretrained == 'openai' else ''}) encode_image",
+            "network": f"open_clip {self.model_name} ({self.pretrained}{self._activation_note()}) encode_image",
             "weights_sha256": self.weights_sha256,
             "weights_name": self.weights_name,
             "preprocessing": self.preprocessing,
             "normalised": self.normalise,
             "dim": self.dim,
         }
+
+    def _activation_note(self) -> str:
+        return ", QuickGELU" if self.pretrained == "openai" else ""
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         embeds = self.net.encode_image(batch)

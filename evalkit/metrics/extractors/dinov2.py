@@ -90,7 +90,8 @@ def hub_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
     patch = F.interpolate(patch.reshape(1, side, side, dim).permute(0, 3, 1, 2), scale_factor=(scale, scale),
                           mode="bicubic", align_corners=False)
     if patch.shape[-2:] != (grid, grid):
-        raise EvalkitError(f"DINOv2 position embeddings of a {side} x {side} grid do not interpolate to {grid} x {grid}")
+        raise EvalkitError(f"DINOv2 position embeddings of a {side} x {side} grid do not interpolate to "
+                           f"{grid} x {grid}")
     return torch.cat([cls, patch.permute(0, 2, 3, 1).reshape(1, grid * grid, dim)], dim=1)
 
 
