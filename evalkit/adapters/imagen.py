@@ -9,6 +9,7 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
+Baseline ``guidance-0`` (the model without its text): --opt guidance=0 --opt sr_guidance=0.
 Each image uses its own seed-derived torch.Generator for all its noise, so an image depends on its seed and
 prompt only, not on the rest of its batch. A requested size other than the cascade's is reached by resizing.
 """
@@ -30,35 +31,52 @@ SR_OPTIONS = {"sr_steps": int, "sr_guidance": float, "sr_sampler": str, "sr_thre
 OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert"}
 
 
+def checkpoint_label(folder: Path) -> str:
+    """How a run's config names the checkpoint folder its cascade was loaded from. The shipped checkpoint is named,
+    not located, so its run ids are the same on every machine."""
+    folder = Path(folder)
+    return f"shipped:{DEFAULT_CHECKPOINT.name}" if folder.resolve() == DEFAULT_CHECKPOINT.resolve() else str(folder.resolve())
+
+
 class ImagenAdapter:
+    """A cascade and the sampling settings of each stage. ``create(options)`` loads one from a checkpoint folder;
+    code that already holds a cascade (``evalkit train``'s periodic evaluation) wraps it directly, naming the
+    checkpoint it came from in ``checkpoint`` (what ``config()`` records)."""
+
     name = "imagen"
 
-    def __init__(self, options: AdapterOptions):
+    def __init__(self, cascade, checkpoint: str, sampling: dict | None = None):
+        self.cascade = cascade
+        self.checkpoint = checkpoint
+        self.sampling = {stage.name: (sampling or {}).get(stage.name, stage.sampling) for stage in cascade.stages}
+        size = cascade.image_size
+        self.default_size = (size, size)
+
+    @classmethod
+    def from_options(cls, options: AdapterOptions) -> "ImagenAdapter":
         from evalkit.imagen.cascade import ImagenCascade
 
-        check_known_options(options, OPTIONS, self.name)
-        self.model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
+        check_known_options(options, OPTIONS, cls.name)
+        model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)
         experts = read_option(options, "expert", True, parse_bool)
-        self.cascade = ImagenCascade.from_pretrained(self.model_path, device=device, num_stages=stages, experts=experts)
-        self.cascade.text_encoder_path = read_option(options, "text_encoder_path", None, str)
-        self.sampling = {}
+        cascade = ImagenCascade.from_pretrained(model_path, device=device, num_stages=stages, experts=experts)
+        cascade.text_encoder_path = read_option(options, "text_encoder_path", None, str)
+        sampling = {}
         try:
-            for stage in self.cascade.stages:
+            for stage in cascade.stages:
                 table = BASE_OPTIONS if stage.name == "base" else SR_OPTIONS
                 changes = {key.removeprefix("sr_"): read_option(options, key, None, convert)
                            for key, convert in table.items()}
-                self.sampling[stage.name] = replace(stage.sampling, **{k: v for k, v in changes.items() if v is not None}).validate()
+                sampling[stage.name] = replace(stage.sampling, **{k: v for k, v in changes.items() if v is not None}).validate()
         except ValueError as error:
             raise EvalkitError(f"imagen adapter: {error}") from None
-        size = self.cascade.image_size
-        self.default_size = (size, size)
+        return cls(cascade, checkpoint_label(model_path), sampling)
 
     def config(self) -> dict[str, Any]:
         config = {
-            # The shipped checkpoint is named, not located, so the run id is the same on every machine.
-            "checkpoint": f"shipped:{DEFAULT_CHECKPOINT.name}" if self.model_path == DEFAULT_CHECKPOINT else str(self.model_path.resolve()),
+            "checkpoint": self.checkpoint,
             "stages": [s.name for s in self.cascade.stages],
             "image_size": self.cascade.image_size,
             "text_encoder": self.cascade.stages[0].text_encoder,
@@ -89,4 +107,4 @@ class ImagenAdapter:
 
 
 def create(options: AdapterOptions) -> ImagenAdapter:
-    return ImagenAdapter(options)
+    return ImagenAdapter.from_options(options)

@@ -45,6 +45,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "coco-esd": ("evalkit.benchmarks.coco:load_esd", "MS-COCO val2014 30k captions (ESD list: first caption per image)"),
     "parti": ("evalkit.benchmarks.parti:load", "PartiPrompts: 1,632 prompts, 12 categories x 11 challenges"),
     "toyworld": ("evalkit.benchmarks.toyworld:load", "Toy world: 200 held-out checkable prompts (colour, count, position)"),
+    "toyworld-validation": ("evalkit.benchmarks.toyworld:load_validation",
+                            "Toy world: 200 validation prompts, disjoint from toyworld's, for choosing checkpoints"),
     "file": ("evalkit.benchmarks.files:load", "Any prompt file given with --prompts (csv, tsv, jsonl, txt)"),
 }
 

@@ -1,6 +1,11 @@
-"""The toy-world benchmark: 200 held-out prompts, generated (not read from a file), each with the spec the
-toy-world analyzer checks an image against. Every prompt names at least one colour x shape combination that the
-built-in model never saw in training (see ``evalkit.toyworld.palette.HELDOUT_COMBOS``)."""
+"""The toy-world benchmarks: generated (not read from a file) prompts, each with the spec the toy-world analyzer
+checks an image against. Every prompt names at least one colour x shape combination that the built-in model
+never saw in training (see ``evalkit.toyworld.palette.HELDOUT_COMBOS``).
+
+  toyworld             200 held-out prompts: the set results are reported on
+  toyworld-validation  200 validation prompts, none repeating a held-out caption: the set checkpoints and
+                       settings are chosen on (``evalkit train --eval-every`` scores it by default)
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,29 @@ from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash
 from evalkit.errors import EvalkitError
 
 N_PROMPTS = 200
-SEED = 0
 
 
-def load(prompts_file: str | None = None) -> LoadedBenchmark:
+def _load(name: str, split: str, prompts_file: str | None) -> LoadedBenchmark:
     if prompts_file is not None:
-        raise EvalkitError("the toyworld benchmark generates its own prompts; drop --prompts")
-    from evalkit.toyworld.data import heldout_prompts
+        raise EvalkitError(f"the {name} benchmark generates its own prompts; drop --prompts")
+    from evalkit.toyworld.data import PROMPT_SEEDS, toy_prompts
 
     rows = [
         PromptRow(index=i, prompt=p["prompt"], category=p["category"], extra={"spec": p["spec"], "scene": p["scene"]})
-        for i, p in enumerate(heldout_prompts(N_PROMPTS, SEED))
+        for i, p in enumerate(toy_prompts(split, N_PROMPTS))
     ]
     digest = content_hash(
         [(row.prompt, row.category, json.dumps(row.extra["spec"], sort_keys=True, separators=(",", ":"))) for row in rows]
     )
-    return LoadedBenchmark(name="toyworld", rows=rows, content_hash=digest, source=f"generated:toyworld-heldout:seed={SEED}")
+    return LoadedBenchmark(name=name, rows=rows, content_hash=digest,
+                           source=f"generated:toyworld-{split}:seed={PROMPT_SEEDS[split]}")
+
+
+def load(prompts_file: str | None = None) -> LoadedBenchmark:
+    """The held-out prompts (reported)."""
+    return _load("toyworld", "heldout", prompts_file)
+
+
+def load_validation(prompts_file: str | None = None) -> LoadedBenchmark:
+    """The validation prompts (for choosing checkpoints and settings)."""
+    return _load("toyworld-validation", "validation", prompts_file)

@@ -63,11 +63,15 @@ def register(subparsers) -> None:
     p.add_argument("--toy-mix", type=key_value, action="append", default=[], metavar="CATEGORY=WEIGHT",
                    help="toy world: category weights, repeatable (e.g. --toy-mix Positional=0.5); unnamed ones get 0")
     p.add_argument("--eval-every", type=int, default=0,
-                   help="base stage: toy-world accuracy at every N-th checkpoint step (0 = off)")
-    p.add_argument("--eval-prompts", type=positive_int, default=200)
+                   help="base stage: toy-world accuracy at every N-th checkpoint step, generated and scored as "
+                        "`evalkit run` + `evalkit score --metrics toyworld` do (0 = off); rows go to "
+                        "<out>/train/base/eval-<benchmark>.csv")
+    p.add_argument("--eval-prompts", type=positive_int, default=200,
+                   help="prompts of the benchmark scored (a fixed subset, as `evalkit run --limit` picks)")
+    p.add_argument("--eval-images-per-prompt", type=positive_int, default=1)
     p.add_argument("--eval-split", choices=["validation", "heldout"], default="validation",
-                   help="prompts the periodic eval scores: validation (for choosing checkpoints) or the held-out "
-                        "benchmark prompts (for reporting)")
+                   help="benchmark the periodic eval scores: validation = toyworld-validation (for choosing "
+                        "checkpoints) or heldout = toyworld (only for reporting)")
     p.set_defaults(handler=run_train)
 
 
@@ -104,6 +108,7 @@ def _toy_mix(pairs) -> dict | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from evalkit.cli.train_eval import eval_hook
     from evalkit.imagen.train import TrainConfig, Trainer
 
     encoder = {"kind": args.text_encoder, "max_tokens": args.max_tokens}
@@ -126,7 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
     # an expert is scored inside its base; load that once, and fail now rather than at the first evaluation
     base = _base_for_expert(args) if args.expert_band is not None and args.eval_every else None
     trainer = Trainer(config)
-    hook = _eval_hook(args, base) if args.eval_every and args.stage == "base" else None
+    hook = eval_hook(args, base) if args.eval_every and args.stage == "base" else None
     result = trainer.run(on_checkpoint=hook)
     print(json.dumps({"stage": args.stage, "out": args.out, **result}))
     return 0
@@ -152,35 +157,3 @@ def _base_for_expert(args):
         if folder and (Path(folder) / "base.json").is_file():
             return Stage.load(Path(folder), "base", "cpu", experts=False)
     raise EvalkitError("--eval-every with --expert-band: no base stage in --out or --init-from to pair the expert with")
-
-
-def _eval_hook(args, base=None):
-    """Append toy-world accuracy (guided and unconditional) to <out>/train/base/accuracy-<split>.csv."""
-
-    def hook(trainer) -> None:
-        from evalkit.imagen.cascade import ImagenCascade
-        from evalkit.imagen.toy_eval import accuracy_with_baseline
-        from evalkit.toyworld.data import PROMPT_SEEDS
-
-        if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
-            return
-        stage = trainer.stage()
-        if base is not None:  # an expert is scored inside its base: from --out, else from --init-from
-            base.model.to(trainer.device)
-            base.attach_expert(stage)
-            stage = base
-        cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
-        acc = accuracy_with_baseline(cascade, args.eval_prompts, prompt_seed=PROMPT_SEEDS[args.eval_split])
-        trainer.ema.train(False)
-        path = trainer.train_dir / f"accuracy-{args.eval_split}.csv"
-        new = not path.is_file()
-        with open(path, "a", encoding="utf-8") as handle:
-            if new:
-                handle.write("step,mode,colour,count,position,shape,binding,all\n")
-            for mode, values in acc.items():
-                handle.write(f"{trainer.step},{mode}," + ",".join(f"{values[q]:.4f}" for q in
-                             ("colour", "count", "position", "shape", "binding", "all")) + "\n")
-        print(f"step {trainer.step}: " + "; ".join(f"{m} colour {v['colour']:.2f} count {v['count']:.2f} "
-                                                    f"position {v['position']:.2f}" for m, v in acc.items()), flush=True)
-
-    return hook

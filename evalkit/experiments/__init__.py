@@ -11,4 +11,10 @@ reports/imagen/README.md quotes. Unlike the rest of evalkit below evalkit/cli, t
     text_probe      is a relation's direction linearly readable from the frozen MiniLM tokens? -> text_probe.md
     unet_compare    Efficient U-Net vs a plain U-Net of about its size as the 32 -> 64 SR stage (paper App. B.1)
                     -> unet_compare.md, unet_compare.png
+    sweeps          sampling settings one at a time (guidance vs diversity, thresholding, samplers, SR settings),
+                    each a run scored by the toyworld metric -> sweeps.md, guidance_pareto.png
+    position_breakdown  position accuracy of region vs relation prompts, scored by the toyworld metric
+                    -> position_breakdown.md
+Toy-world accuracy in every experiment comes from ``evalkit.experiments.runs``: the run pipeline and the one
+toy-world scorer (``evalkit.metrics.toyworld``), the numbers ``evalkit run`` + ``evalkit score`` give.
 """

@@ -1,22 +1,28 @@
-"""The toyworld benchmark and the toyworld metric on tiny fake runs of ground-truth and shuffled images."""
+"""The toyworld benchmarks and the toyworld metric on tiny fake runs of ground-truth, shuffled and random-scene
+images; the Wilson intervals against statsmodels."""
 
 from __future__ import annotations
 
-import math
+import random
+from types import SimpleNamespace
 
 import pytest
 
 from evalkit.benchmarks.registry import load_benchmark
 from evalkit.errors import EvalkitError
-from evalkit.metrics.toyworld import score_toyworld, unconditional_baseline, wilson_interval
+from evalkit.estimate import Estimate
+from evalkit.metrics.base import Metric, metric_options
+from evalkit.metrics.toyworld import (QUESTIONS, STAT_NAMES, TOYWORLD, random_scene_answers, score_toyworld,
+                                      score_toyworld_images, wilson)
 from evalkit.runs.store import ImageRecord, Run, image_file
 from evalkit.toyworld.analyzer import DetectedObject, score_objects
 from evalkit.toyworld.palette import HELDOUT_COMBOS
 from evalkit.toyworld.render import render
-from evalkit.toyworld.scenes import Scene
+from evalkit.toyworld.scenes import Scene, sample_scene
 
-# Pinned: the benchmark must not drift (runs of different models are compared prompt by prompt).
+# Pinned: the benchmarks must not drift (runs of different models are compared prompt by prompt).
 TOYWORLD_HASH = "sha256:4da7f789d4e926e589b01f9edd00c0d8120b3be2beeb965604e1e7871d50c379"
+VALIDATION_HASH = "sha256:8daf738d44b43f52e6f0e6bbefea7133fde4627da2659123641a39d3f8ad66b8"
 
 
 def test_benchmark_has_200_heldout_rows_with_specs_and_a_stable_hash():
@@ -33,6 +39,19 @@ def test_benchmark_has_200_heldout_rows_with_specs_and_a_stable_hash():
         load_benchmark("toyworld", "prompts.csv")
 
 
+def test_validation_benchmark_is_disjoint_from_the_heldout_one():
+    heldout, validation = load_benchmark("toyworld"), load_benchmark("toyworld-validation")
+    assert validation.name == "toyworld-validation" and len(validation.rows) == 200
+    assert validation.content_hash == VALIDATION_HASH != heldout.content_hash
+    assert len({r.prompt for r in validation.rows}) == 200
+    assert not {r.prompt for r in validation.rows} & {r.prompt for r in heldout.rows}
+    assert set(validation.categories()) == {"Colors", "Counting", "Positional", "Binding"}
+    for row in validation.rows:
+        first = row.extra["spec"]["groups"][0]
+        assert (first["colour"], first["shape"]) in HELDOUT_COMBOS
+    with pytest.raises(EvalkitError, match="toyworld-validation"):
+        load_benchmark("toyworld-validation", "prompts.csv")
+
 def _fake_run(tmp_path, rows, images, samples=1) -> Run:
     records = [
         ImageRecord(row.index, s, 1000 * row.index + s, image_file(row.index, s), row.prompt, row.category, row.extra)
@@ -47,31 +66,89 @@ def _fake_run(tmp_path, rows, images, samples=1) -> Run:
     return run
 
 
-def test_ground_truth_images_score_about_100_percent_and_shuffled_ones_low(tmp_path):
+def _context(run: Run) -> SimpleNamespace:
+    """The attributes of a ScoreContext the toyworld metric reads."""
+    records = run.completed_records()
+    return SimpleNamespace(records=records, images=[run.image_path(r) for r in records], progress=False)
+
+
+def _by_question(stats) -> dict:
+    assert [s.name for s in stats] == list(STAT_NAMES)
+    return dict(zip(QUESTIONS, stats))
+
+
+def test_metric_declares_the_seam():
+    assert isinstance(TOYWORLD, Metric)
+    assert TOYWORLD.name == "toyworld" and TOYWORLD.higher_is_better and TOYWORLD.stats == STAT_NAMES
+    assert TOYWORLD.needs.toyworld and TOYWORLD.needs.prompts and TOYWORLD.needs.extractor is None
+    assert metric_options(TOYWORLD, {"baseline": "false", "baseline_samples": "2"}) == {
+        "baseline": False, "baseline_samples": 2, "baseline_split": "any"}
+    with pytest.raises(EvalkitError):
+        metric_options(TOYWORLD, {"baseline_samples": "0"})
+    with pytest.raises(EvalkitError):
+        metric_options(TOYWORLD, {"baseline_split": "heldout"})
+    with pytest.raises(EvalkitError, match="plain image folder"):
+        TOYWORLD.compute(SimpleNamespace(records=None, images=[], progress=False), metric_options(TOYWORLD, {}))
+
+
+def test_ground_truth_images_score_100_percent_and_shuffled_ones_low(tmp_path):
     rows = load_benchmark("toyworld").rows[:60]
     truth = [render(Scene.from_dict(row.extra["scene"]), 64) for row in rows]
-    result = score_toyworld(_fake_run(tmp_path / "truth", rows, truth))
-    assert result["n_images"] == 60 and result["n_prompts"] == 60
-    for question, stats in result["overall"].items():
-        assert stats["accuracy"] == 1.0, (question, stats)
-        assert stats["ci95"][0] < 1.0 and stats["ci95"][1] == pytest.approx(1.0)
-    assert set(result["per_category"]) == {"Colors", "Counting", "Positional", "Binding"}
-    assert result["overall"]["count"]["n"] == sum(r.category == "Counting" for r in rows)
-    assert result["chance"]["overall"]["all"] < 0.1 and set(result["chance"]["per_category"]) == set(result["per_category"])
+    run = _fake_run(tmp_path / "truth", rows, truth)
+    stats = _by_question(TOYWORLD.compute(_context(run), metric_options(TOYWORLD, {"baseline_samples": "2"})))
+    for question, stat in stats.items():
+        overall = stat.overall
+        if question == "size" and overall.n == 0:
+            continue
+        assert overall.method == "wilson" and overall.value == 1.0, (question, overall)
+        assert overall == wilson(overall.n, overall.n) and overall.low < 1.0
+        assert set(stat.groups) == {"category"}
+        assert all(e.value == 1.0 for e in stat.groups["category"].values())
+        assert sum(e.n for e in stat.groups["category"].values()) == overall.n
+        assert stat.details["n_images"] == overall.n
+    assert stats["count"].overall.n == sum(r.category == "Counting" for r in rows)
+    assert set(stats["count"].groups["category"]) == {"Counting"}
+    assert set(stats["all"].groups["category"]) == {"Colors", "Counting", "Positional", "Binding"}
+    assert stats["all"].details["n_prompts"] == 60
+    chance = stats["all"].details["baselines"]["random-scenes"]
+    assert chance["samples_per_prompt"] == 2 and chance["scene_split"] == "any"
+    assert Estimate.from_json(chance["overall"]).n == 120 and chance["overall"]["value"] < 0.1
 
     shuffled = truth[1:] + truth[:1]  # every image answers the wrong prompt
-    low = score_toyworld(_fake_run(tmp_path / "shuffled", rows, shuffled), chance=False)
-    assert low["overall"]["all"]["accuracy"] < 0.15
-    assert low["overall"]["colour"]["accuracy"] < 0.6
+    run = _fake_run(tmp_path / "shuffled", rows, shuffled)
+    low = _by_question(score_toyworld_images(run.records(), [run.image_path(r) for r in run.records()],
+                                             baseline=False))
+    assert low["all"].overall.value < 0.15 and low["colour"].overall.value < 0.6
+    assert "baselines" not in low["all"].details
+
+
+def test_random_scene_images_score_like_the_random_scenes_baseline(tmp_path):
+    """A "model" that draws random scenes whatever the prompt is what the baseline simulates: its accuracy must
+    agree with the baseline's within the two intervals."""
+    rows = load_benchmark("toyworld").rows
+    rng = random.Random("test:random-model")
+    images = [render(sample_scene(rng, "any"), 48) for _ in rows for _ in range(3)]
+    run = _fake_run(tmp_path, rows, images, samples=3)
+    records = run.records()
+    stats = _by_question(score_toyworld_images(records, [run.image_path(r) for r in records], baseline_samples=3))
+    for question in ("colour", "shape", "binding", "position", "all"):
+        model = stats[question].overall
+        chance = Estimate.from_json(stats[question].details["baselines"]["random-scenes"]["overall"])
+        assert model.n == chance.n
+        assert model.low <= chance.high and chance.low <= model.high, (question, model, chance)
+    assert 0.1 < stats["shape"].overall.value < 0.5 and stats["all"].overall.value < 0.05
 
 
 def test_only_completed_images_are_scored_and_details_are_per_image(tmp_path):
     rows = load_benchmark("toyworld").rows[:6]
     images = [render(Scene.from_dict(row.extra["scene"]), 32) for row in rows for _ in range(2)]
     images[3] = None  # not generated yet
-    result = score_toyworld(_fake_run(tmp_path, rows, images, samples=2), details=True, chance=False)
-    assert result["n_images"] == 11 and len(result["images"]) == 11
-    assert all(image["all"] for image in result["images"])
+    run = _fake_run(tmp_path, rows, images, samples=2)
+    stats = _by_question(TOYWORLD.compute(_context(run), metric_options(TOYWORLD, {"baseline": "false"})))
+    assert stats["all"].overall.n == 11 and stats["all"].overall.value == 1.0
+    legacy = score_toyworld(run, details=True, chance=False)
+    assert legacy["n_images"] == 11 and len(legacy["images"]) == 11 and all(image["all"] for image in legacy["images"])
+    assert legacy["overall"]["all"] == {"accuracy": 1.0, "n": 11, "ci95": [stats["all"].overall.low, 1.0]}
 
 
 def test_run_without_specs_is_a_user_error(tmp_path):
@@ -80,28 +157,37 @@ def test_run_without_specs_is_a_user_error(tmp_path):
     rows = [PromptRow(0, "a cat", "Colors", {})]
     run = _fake_run(tmp_path, rows, [render(Scene((), "Colors"), 32)])
     with pytest.raises(EvalkitError, match="toy-world spec"):
-        score_toyworld(run)
+        TOYWORLD.compute(_context(run), metric_options(TOYWORLD, {}))
+    with pytest.raises(EvalkitError, match="no generated images"):
+        score_toyworld_images([], [])
 
 
-def test_wilson_interval_matches_the_formula():
-    for successes, trials in [(0, 10), (7, 10), (50, 200), (200, 200)]:
-        p, z = successes / trials, 1.959963984540054
-        centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-        half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-        low, high = wilson_interval(successes, trials)
-        assert low == pytest.approx(centre - half, abs=1e-9) and high == pytest.approx(centre + half, abs=1e-9)
+def test_wilson_interval_matches_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    for successes, trials in [(0, 10), (7, 10), (50, 200), (200, 200), (1, 3), (412, 800)]:
+        low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
+        estimate = wilson(successes, trials)
+        assert estimate.value == successes / trials and estimate.n == trials and estimate.method == "wilson"
+        assert estimate.low == pytest.approx(low, abs=1e-12) and estimate.high == pytest.approx(high, abs=1e-12)
+    assert wilson(0, 0) == Estimate.empty()
+    with pytest.raises(ValueError):
+        wilson(3, 2)
 
 
-def test_unconditional_baseline_is_chance_level():
+def test_random_scenes_baseline_is_chance_level():
     rows = load_benchmark("toyworld").rows
     pairs = [(row.category, row.extra["spec"]) for row in rows]
-    baseline = unconditional_baseline(pairs, samples_per_prompt=2, size=32)
-    assert baseline["n_images"] == 400
-    assert 0.0 < baseline["overall"]["shape"]["accuracy"] < 0.6
-    assert baseline["overall"]["all"]["accuracy"] < 0.05
+    answers = random_scene_answers(pairs, samples_per_prompt=2)
+    assert len(answers) == 400
+    shape = [a["shape"] for a in answers]
+    assert 0.0 < sum(shape) / len(shape) < 0.6
+    assert sum(a["all"] for a in answers) / len(answers) < 0.05
     # a text-blind model trained on the train split never draws a held-out combination
-    train_only = unconditional_baseline(pairs, samples_per_prompt=1, size=32, split="train")
-    assert train_only["overall"]["binding"]["accuracy"] == 0.0
+    train_only = random_scene_answers(pairs, samples_per_prompt=1, split="train")
+    assert not any(a["binding"] for a in train_only)
+    with pytest.raises(EvalkitError, match="split"):
+        random_scene_answers(pairs, split="heldout")
 
 
 def _obj(colour, shape, x, y, size="small"):

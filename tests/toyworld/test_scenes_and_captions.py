@@ -12,7 +12,7 @@ import pytest
 from evalkit.errors import EvalkitError
 from evalkit.toyworld import palette
 from evalkit.toyworld.captions import caption, scene_spec
-from evalkit.toyworld.data import batch_arrays, example, heldout_prompts
+from evalkit.toyworld.data import HELDOUT_SIZE, batch_arrays, example, toy_prompts
 from evalkit.toyworld.render import render_array
 from evalkit.toyworld.scenes import CATEGORIES, CATEGORY_WEIGHTS, Scene, category_weights, sample_scene
 
@@ -99,18 +99,21 @@ def test_scene_round_trips_through_json():
         assert Scene.from_dict(json.loads(json.dumps(scene.to_dict()))) == scene
 
 
-def test_examples_and_heldout_prompts_are_deterministic():
+def test_examples_and_prompt_sets_are_deterministic_and_disjoint():
     for seed in (0, 1, 99):
         a, b = example(seed, 32), example(seed, 32)
         assert a[1:] == b[1:] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
     assert example(0, 32)[1] != example(1, 32)[1] or example(0, 32)[2] != example(1, 32)[2]
     images, captions, categories = batch_arrays([0, 1, 99], 32)
     assert captions[2] == example(99, 32)[1] and np.array_equal(images[2], np.asarray(example(99, 32)[0]))
-    assert heldout_prompts(50, seed=0) == heldout_prompts(50, seed=0)
-    assert heldout_prompts(50, seed=0) != heldout_prompts(50, seed=1)
-    prompts = heldout_prompts(200)
-    assert len({p["prompt"] for p in prompts}) == 200
-    assert {p["category"] for p in prompts} == set(CATEGORIES)
+    assert toy_prompts("heldout", 50) == toy_prompts("heldout", 50) == toy_prompts("heldout")[:50]
+    assert toy_prompts("validation", 50) == toy_prompts("validation")[:50]
+    prompts, validation = toy_prompts("heldout", HELDOUT_SIZE), toy_prompts("validation", 300)
+    assert len({p["prompt"] for p in prompts}) == 200 and len({p["prompt"] for p in validation}) == 300
+    assert {p["category"] for p in prompts} == {p["category"] for p in validation} == set(CATEGORIES)
+    assert not {p["prompt"] for p in prompts} & {p["prompt"] for p in validation}
+    with pytest.raises(EvalkitError, match="prompt set"):
+        toy_prompts("train")
 
 
 def test_render_is_pure_palette_and_background():

@@ -19,8 +19,16 @@ def test_score_command_writes_toyworld_accuracy(tmp_path, capsys):
     for row, record in zip(rows, records):
         run.save_image(record, render(Scene.from_dict(row.extra["scene"]), 64))
 
-    assert main(["score", str(run.path), "--metrics", "toyworld"]) == 0
-    metrics = json.loads((run.path / "metrics.json").read_text())
-    assert metrics["toyworld"]["overall"]["all"]["accuracy"] == 1.0
-    assert metrics["toyworld"]["overall"]["all"]["n"] == 12
-    assert "toyworld" in capsys.readouterr().out
+    assert main(["score", str(run.path), "--metrics", "toyworld", "--opt", "toyworld.baseline_samples=2"]) == 0
+    stats = json.loads((run.path / "metrics.json").read_text())["metrics"]
+    assert {name for name in stats if name.startswith("toyworld.")} == {
+        "toyworld.colour", "toyworld.shape", "toyworld.binding", "toyworld.size", "toyworld.count",
+        "toyworld.position", "toyworld.all"}
+    everything = stats["toyworld.all"]
+    assert everything["metric"] == "toyworld" and everything["higher_is_better"] is True
+    assert everything["overall"]["value"] == 1.0 and everything["overall"]["n"] == 12
+    assert everything["overall"]["method"] == "wilson" and everything["overall"]["low"] < 1.0
+    assert set(everything["groups"]["category"]) == {r.category for r in rows}
+    chance = everything["details"]["baselines"]["random-scenes"]
+    assert chance["samples_per_prompt"] == 2 and chance["overall"]["n"] == 24 and chance["overall"]["value"] < 0.2
+    assert "toyworld.all" in capsys.readouterr().out
