@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 
@@ -79,7 +80,7 @@ def test_inception_equals_torch_fidelity(inception_weights, folders):
     with torch.no_grad():
         theirs = net(torch.stack([torch.from_numpy(load_rgb(p)).permute(2, 0, 1) for p in paths]))[0].numpy()
     assert np.allclose(ours.compute(paths), theirs, rtol=1e-4, atol=1e-4)
-    description = ours.description()
+    description = json.loads(json.dumps(ours.description()))
     assert description["preprocessing"] == {"resize": "tf1", "crop_size": None, "input_size": 299}
     assert (description["extractor"], description["dim"], description["weights_name"]) == ("inception", 2048,
                                                                                            weights.INCEPTION)
@@ -111,6 +112,8 @@ def test_cache_hits_and_misses(tmp_path, monkeypatch, clip_weights):
     cmmd = CountingExtractor(create_extractor("clip-cmmd", ExtractorOptions(
         weights=clip_weights, workers=0, settings={"model": TINY_CLIP, "pretrained": "test"})))
     features(paths, cmmd)  # same network and weights, another preprocessing: a miss
+    for each in (extractor, cmmd):
+        json.dumps(each.description())  # JSON-able as it is
     assert cmmd.calls == 1 and len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 5
 
 
@@ -124,6 +127,7 @@ def test_preprocessing_setting_changes_the_key(tmp_path, monkeypatch):
             weights=dinov2, workers=0, settings={"resize": resize})))
         runs[resize] = (features(paths, extractor), features(paths, extractor), extractor.calls)
     assert runs["dgm-eval"][2] == runs["clean"][2] == 1
+    json.dumps(extractor.description())  # JSON-able as it is (metrics.json and .npz metadata store it)
     assert not np.allclose(runs["dgm-eval"][0], runs["clean"][0], atol=1e-4)
 
 
