@@ -191,38 +191,3 @@ class ToyworldMetric:
 
 
 TOYWORLD = ToyworldMetric()
-
-
-def score_toyworld(run: Any, details: bool = False, chance: bool = True) -> dict[str, Any]:
-    """A run's toy-world scores in the metrics.json shape ``evalkit score`` writes today (``accuracy``, ``n``,
-    ``ci95`` per question, overall and per category; the random-scenes baseline under "chance"), computed by
-    ``score_toyworld_images``. ``details`` adds per-image answers."""
-    records = run.completed_records()
-    if not records:
-        raise EvalkitError(f"run {run.path} has no generated images to score")
-    answers = image_answers(records, [run.image_path(r) for r in records], progress=True)
-    stats = _stats_with_baseline(records, answers, chance, 5, "any")
-
-    def legacy(estimate: Estimate) -> dict[str, Any]:
-        return {"accuracy": estimate.value, "n": estimate.n, "ci95": [estimate.low, estimate.high]}
-
-    by_question = {q: s for q, s in zip(QUESTIONS, stats)}
-    categories = sorted({r.category for r in records})
-    summary: dict[str, Any] = {
-        "n_images": len(records), "n_prompts": len({r.prompt_index for r in records}), "ci_method": "wilson-95 over images",
-        "overall": {q: legacy(s.overall) for q, s in by_question.items() if s.overall.n},
-        "per_category": {c: {q: legacy(s.groups["category"][c]) for q, s in by_question.items()
-                             if c in s.groups["category"]} for c in categories},
-    }
-    if chance:
-        rows = {q: s.details["baselines"]["random-scenes"] for q, s in by_question.items()}
-        summary["chance"] = {
-            "baseline": "random-scenes",
-            "overall": {q: b["overall"]["value"] for q, b in rows.items() if b["overall"]["n"]},
-            "per_category": {c: {q: b["category"][c]["value"] for q, b in rows.items() if c in b["category"]}
-                             for c in categories},
-            "samples_per_prompt": rows["all"]["samples_per_prompt"], "scene_split": rows["all"]["scene_split"],
-        }
-    if details:
-        summary["images"] = [{k: v for k, v in a.items() if k != "spec"} for a in answers]
-    return summary

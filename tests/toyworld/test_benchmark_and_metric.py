@@ -12,7 +12,7 @@ from evalkit.benchmarks.registry import load_benchmark
 from evalkit.errors import EvalkitError
 from evalkit.estimate import Estimate
 from evalkit.metrics.base import Metric, metric_options
-from evalkit.metrics.toyworld import (QUESTIONS, STAT_NAMES, TOYWORLD, random_scene_answers, score_toyworld,
+from evalkit.metrics.toyworld import (QUESTIONS, STAT_NAMES, TOYWORLD, random_scene_answers,
                                       score_toyworld_images, wilson)
 from evalkit.runs.store import ImageRecord, Run, image_file
 from evalkit.toyworld.analyzer import DetectedObject, score_objects
@@ -139,16 +139,14 @@ def test_random_scene_images_score_like_the_random_scenes_baseline(tmp_path):
     assert 0.1 < stats["shape"].overall.value < 0.5 and stats["all"].overall.value < 0.05
 
 
-def test_only_completed_images_are_scored_and_details_are_per_image(tmp_path):
+def test_only_completed_images_are_scored(tmp_path):
     rows = load_benchmark("toyworld").rows[:6]
     images = [render(Scene.from_dict(row.extra["scene"]), 32) for row in rows for _ in range(2)]
     images[3] = None  # not generated yet
     run = _fake_run(tmp_path, rows, images, samples=2)
     stats = _by_question(TOYWORLD.compute(_context(run), metric_options(TOYWORLD, {"baseline": "false"})))
     assert stats["all"].overall.n == 11 and stats["all"].overall.value == 1.0
-    legacy = score_toyworld(run, details=True, chance=False)
-    assert legacy["n_images"] == 11 and len(legacy["images"]) == 11 and all(image["all"] for image in legacy["images"])
-    assert legacy["overall"]["all"] == {"accuracy": 1.0, "n": 11, "ci95": [stats["all"].overall.low, 1.0]}
+    assert stats["all"].details == {"n_prompts": 6, "n_images": 11}
 
 
 def test_run_without_specs_is_a_user_error(tmp_path):
