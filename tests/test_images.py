@@ -108,12 +108,3 @@ def test_content_hash_is_sha256_of_the_bytes(tmp_path):
     assert content_hash(path) == hashlib.sha256(b"abc").hexdigest()
     with pytest.raises(EvalkitError, match="cannot read"):
         content_hash(tmp_path / "missing.png")
-
-
-def test_metrics_images_re_exports_the_shared_functions():
-    import evalkit.images as shared
-    import evalkit.metrics.images as metrics_images
-
-    for name in metrics_images.__all__:
-        assert getattr(metrics_images, name) is getattr(shared, name)
-    assert ".png" in IMAGE_SUFFIXES and ".jpg" in IMAGE_SUFFIXES

@@ -35,7 +35,9 @@ def checkpoint_label(folder: Path) -> str:
     """How a run's config names the checkpoint folder its cascade was loaded from. The shipped checkpoint is named,
     not located, so its run ids are the same on every machine."""
     folder = Path(folder)
-    return f"shipped:{DEFAULT_CHECKPOINT.name}" if folder.resolve() == DEFAULT_CHECKPOINT.resolve() else str(folder.resolve())
+    if folder.resolve() == DEFAULT_CHECKPOINT.resolve():
+        return f"shipped:{DEFAULT_CHECKPOINT.name}"
+    return str(folder.resolve())
 
 
 class ImagenAdapter:

@@ -2,7 +2,7 @@
 two-object relation prompts ("a red circle left of a blue square").
 
     python -m evalkit.experiments.position_breakdown [--checkpoint DIR] [--benchmark toyworld] [--stages 1]
-        [--images-per-prompt 2] -> reports/imagen/position_breakdown.md
+        [--images-per-prompt 2] [--no-expert] -> reports/imagen/position_breakdown.md
 
 The Positional prompts of the benchmark are generated through the run pipeline (a run directory under ``--runs``,
 reused on a rerun) and scored by the toyworld metric, grouped by kind: how often the named colours are found
@@ -58,25 +58,29 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.position_breakdown",
                                      description="Position accuracy by kind: region vs relation prompts.")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="Imagen checkpoint folder (default: the shipped one)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="Imagen checkpoint folder (default: the shipped one)")
     parser.add_argument("--benchmark", default="toyworld", choices=["toyworld", "toyworld-validation"])
     parser.add_argument("--stages", type=positive_int, default=1, help="cascade stages to run (1: the base, 32 px)")
     parser.add_argument("--images-per-prompt", type=positive_int, default=2)
+    parser.add_argument("--no-expert", action="store_true", help="the base alone, without its high-noise expert")
     parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
-    parser.add_argument("--runs", type=Path, default=RUNS_DIR / "position_breakdown", help="root of its run directories")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR / "position_breakdown",
+                        help="root of its run directories")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "position_breakdown.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or shipped_checkpoint()
-    cascade = ImagenCascade.from_pretrained(checkpoint)
+    cascade = ImagenCascade.from_pretrained(checkpoint, experts=not args.no_expert)
     cascade = sub_cascade(cascade, min(args.stages, len(cascade.stages)))
     benchmark = load_benchmark(args.benchmark)
+    flags = " --no-expert" if args.no_expert else ""
     lines, scored = breakdown(cascade, checkpoint_label(checkpoint), benchmark, args.images_per_prompt, args.runs)
     text = "\n".join([
         f"# Position accuracy by kind ({len(cascade.stages)}-stage cascade, {cascade.image_size} px, "
         f"Positional prompts of `{benchmark.name}`)", "",
         f"`python -m evalkit.experiments.position_breakdown --benchmark {benchmark.name} --stages {args.stages} "
-        f"--images-per-prompt {args.images_per_prompt}` (checkpoint `{Path(checkpoint).name}`; run "
+        f"--images-per-prompt {args.images_per_prompt}{flags}` (checkpoint `{Path(checkpoint).name}`; run "
         f"`{scored.run.run_id}`). Shares of images with 95% Wilson intervals and N.", "",
         "| kind | prompts | named colours found | position holds | holds, colours found | chance given colours | "
         "random scenes |", "| --- | --- | --- | --- | --- | --- | --- |", *lines, ""])

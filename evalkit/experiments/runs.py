@@ -37,9 +37,9 @@ def sub_cascade(cascade, stages: int):
     return ImagenCascade(cascade.stages[:stages], text_encoder=cascade.text_encoder, device=cascade.device)
 
 
-def generate_and_score(cascade, checkpoint: str, benchmark, rows, out_root: Path, sampling: Mapping[str, Any] | None = None,
-                       images_per_prompt: int = 1, seed: int = 0, batch_size: int = 50,
-                       groups: Mapping[str, Any] | None = None) -> ScoredRun:
+def generate_and_score(cascade, checkpoint: str, benchmark, rows, out_root: Path,
+                       sampling: Mapping[str, Any] | None = None, images_per_prompt: int = 1, seed: int = 0,
+                       batch_size: int = 50, groups: Mapping[str, Any] | None = None) -> ScoredRun:
     """``cascade`` with ``sampling`` changes ({stage name: {field: value}}) on ``rows`` of ``benchmark``, generated
     into ``out_root/<run-id>/`` and scored (no baseline)."""
     from evalkit.adapters.imagen import ImagenAdapter

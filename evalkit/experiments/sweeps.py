@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from evalkit.cli.args import positive_int
-from evalkit.experiments.common import REPORTS_DIR, agg_pyplot, run_as_script, save_figure, shipped_checkpoint, write_report
+from evalkit.experiments.common import (REPORTS_DIR, agg_pyplot, run_as_script, save_figure, shipped_checkpoint,
+                                        write_report)
 from evalkit.experiments.runs import RUNS_DIR, cells, generate_and_score, sub_cascade
 
 QUESTIONS = ("colour", "count", "position", "all")
@@ -66,12 +67,14 @@ def sweep_rows(cascade, checkpoint: str, benchmark, rows, sampler_rows, runs: Pa
         pareto.append((w, spread, scored.estimate("all").value, scored.estimate("colour").value))
         report(_row("guidance (2 images per prompt)", f"w={w:g}", scored, f"diversity {spread:.3f}"))
     for threshold in ("none", "static", "dynamic"):
-        scored = generate_and_score(base, checkpoint, benchmark, rows, runs, {"base": {"guidance": 8.0, "threshold": threshold}})
+        changes = {"base": {"guidance": 8.0, "threshold": threshold}}
+        scored = generate_and_score(base, checkpoint, benchmark, rows, runs, changes)
         report(_row("threshold (w=8)", threshold, scored))
     for sampler, steps in SAMPLERS:
         scored = generate_and_score(base, checkpoint, benchmark, sampler_rows, runs,
                                     {"base": {"sampler": sampler, "steps": steps}})
-        report(_row(f"sampler ({len(sampler_rows)} prompts)", f"{sampler} {steps}", scored, f"{2 * steps} network evals"))
+        report(_row(f"sampler ({len(sampler_rows)} prompts)", f"{sampler} {steps}", scored,
+                    f"{2 * steps} network evals"))
     sr_names = [stage.name for stage in cascade.stages[1:]]
     settings = [(f"aug level {a:g}", {"aug_level": a}) for a in (0.0, 0.1, 0.3)]
     settings += [("dynamic thresholding", {"threshold": "dynamic"}),
@@ -128,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     from evalkit.imagen.cascade import ImagenCascade
 
     parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.sweeps", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="Imagen checkpoint folder (default: the shipped one)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="Imagen checkpoint folder (default: the shipped one)")
     parser.add_argument("--benchmark", default="toyworld", choices=["toyworld", "toyworld-validation"])
     parser.add_argument("--prompts", type=positive_int, default=48)
-    parser.add_argument("--sampler-prompts", type=positive_int, default=24, help="fewer for the sampler sweep (DDPM-250 is slow)")
+    parser.add_argument("--sampler-prompts", type=positive_int, default=24,
+                        help="fewer for the sampler sweep (DDPM-250 is slow)")
     parser.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR / "sweeps", help="root of the sweep's run directories")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "sweeps.md")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics.stats import FeatureStats, GaussianStats
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from evalkit.errors import EvalkitError
 from evalkit.hashing import sha256_file
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics.stats import GaussianStats
 from evalkit.runs.store import ImageRecord, Run, is_run_dir, open_run
 

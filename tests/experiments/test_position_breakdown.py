@@ -15,7 +15,8 @@ def test_breakdown_on_a_tiny_cascade(tmp_path):
     assert position_breakdown.main(["--checkpoint", str(checkpoint), "--images-per-prompt", "1", "--threads", "1",
                                     "--runs", str(runs), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "`python -m evalkit.experiments.position_breakdown --benchmark toyworld --stages 1 --images-per-prompt 1`" in text
+    command = "python -m evalkit.experiments.position_breakdown --benchmark toyworld --stages 1 --images-per-prompt 1"
+    assert f"`{command}`" in text
     positional = [r.extra["spec"] for r in load_benchmark("toyworld").rows if r.category == "Positional"]
     expected = {"region": sum(bool(s["region"]) for s in positional),
                 "relation": sum(bool(s["relation"]) for s in positional)}

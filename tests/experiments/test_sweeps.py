@@ -22,7 +22,8 @@ def test_sweeps_on_a_tiny_cascade(tmp_path):
             "--sampler-prompts", "1", "--threads", "1", "--runs", str(runs), "--out", str(out), "--figure", str(figure)]
     assert sweeps.main(argv) == 0
     text = out.read_text()
-    assert "`python -m evalkit.experiments.sweeps --benchmark toyworld-validation --prompts 2 --sampler-prompts 1`" in text
+    command = "python -m evalkit.experiments.sweeps --benchmark toyworld-validation --prompts 2 --sampler-prompts 1"
+    assert f"`{command}`" in text
     rows = _rows(text)
     assert [r[1] for r in rows[:6]] == ["w=1", "w=2", "w=4", "w=6", "w=8", "w=10"]
     assert [r[1] for r in rows[6:9]] == ["none", "static", "dynamic"]

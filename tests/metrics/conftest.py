@@ -40,7 +40,7 @@ def load_uint8_batch(folder: Path):
     """The images of a folder as an N x 3 x H x W uint8 tensor (for the reference implementations)."""
     import torch
 
-    from evalkit.metrics.images import list_images, load_rgb
+    from evalkit.images import list_images, load_rgb
 
     return torch.stack([torch.tensor(load_rgb(p)).permute(2, 0, 1) for p in list_images(folder)])
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics.extractors import ExtractorOptions, create_extractor, extractor_weights
-from evalkit.metrics.images import list_images
+from evalkit.images import list_images
 from tests.metrics.conftest import TINY_CLIP, TINY_OPENAI_CLIP
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)

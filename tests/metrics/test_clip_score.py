@@ -10,7 +10,7 @@ from PIL import Image
 from evalkit.errors import EvalkitError
 from evalkit.metrics.bootstrap import mean_ci
 from evalkit.metrics.clip_score import ClipScorer
-from evalkit.metrics.images import list_images
+from evalkit.images import list_images
 from tests.metrics.conftest import TINY_CLIP
 
 PROMPTS = ["a red cube on a table", "two green spheres", "a blue cat wearing a hat"]

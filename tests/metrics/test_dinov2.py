@@ -15,7 +15,7 @@ from torchvision import transforms as T
 from evalkit.errors import EvalkitError
 from evalkit.metrics.extractors import ExtractorOptions, create_extractor
 from evalkit.metrics.extractors.dinov2 import dgm_eval_input
-from evalkit.metrics.images import list_images, load_rgb
+from evalkit.images import list_images, load_rgb
 from tests.metrics.conftest import save_random_dinov2
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -20,7 +20,7 @@ from evalkit.metrics.extractors import (
     extractor_weights,
     features,
 )
-from evalkit.metrics.images import list_images, load_rgb
+from evalkit.images import list_images, load_rgb
 from tests.metrics.conftest import TINY_CLIP, save_random_dinov2, synthetic_images
 
 BUILT_INS = ["clip", "clip-cleanfid", "clip-cmmd", "dinov2-vitb14", "dinov2-vitl14", "inception"]
@@ -203,7 +203,7 @@ PLUGIN = textwrap.dedent(
     '''
     import numpy as np
     from evalkit.metrics.extractors import ExtractorSpec, Setting
-    from evalkit.metrics.images import load_rgb
+    from evalkit.images import load_rgb
 
     class MeanColour:
         name, dim, weights_sha256 = "mean-colour", 3, "none"

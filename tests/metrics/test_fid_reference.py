@@ -23,7 +23,7 @@ def config(inception_weights):
 @pytest.fixture(scope="module")
 def features(folders, inception_weights):
     """Each folder's features through the extractor seam (cached: the distance() calls below reuse them)."""
-    from evalkit.metrics.images import list_images
+    from evalkit.images import list_images
 
     net = extractors.create_extractor("inception", extractors.ExtractorOptions(weights=inception_weights))
     return [extractors.features(list_images(folder), net) for folder in folders]

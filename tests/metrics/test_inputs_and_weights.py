@@ -12,7 +12,7 @@ from evalkit.cli import metrics_cmd, weights_cmd
 from evalkit.errors import EvalkitError
 from evalkit.metrics import weights
 from evalkit.metrics.features import InceptionExtractor
-from evalkit.metrics.images import list_images, load_rgb
+from evalkit.images import list_images, load_rgb
 from evalkit.metrics.inception import RESIZE_MODES, load_network
 from tests.metrics.conftest import synthetic_images
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from evalkit.cli import main
-from evalkit.metrics.images import center_crop_resize, list_images, load_rgb
+from evalkit.images import center_crop_resize, list_images, load_rgb
 from evalkit.metrics.stats import GaussianStats
 
 

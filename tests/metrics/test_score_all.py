@@ -12,7 +12,7 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.metrics import extractors, metrics_file
-from evalkit.metrics.images import list_images
+from evalkit.images import list_images
 from evalkit.runs.store import ImageRecord, Run, image_file
 from tests.metrics.conftest import TINY_CLIP, save_random_dinov2, synthetic_images
 

@@ -11,7 +11,7 @@ import pytest
 from evalkit.cli import main
 from evalkit.errors import EvalkitError
 from evalkit.metrics import metrics_file
-from evalkit.metrics.images import list_images
+from evalkit.images import list_images
 from evalkit.metrics.score import ScoringConfig, score_run
 from evalkit.runs.store import ImageRecord, Run, image_file
 from tests.metrics.conftest import TINY_CLIP

@@ -20,7 +20,7 @@ import numpy as np
 
 from evalkit import atomic, paths as evalkit_paths
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 
 
 def feature_cache_dir() -> Path:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
 from evalkit.metrics.extractors.batching import embed_files

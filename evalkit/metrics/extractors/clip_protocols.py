@@ -23,7 +23,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec
 from evalkit.metrics.extractors.clip import ClipFeatures, clip_settings, clip_weight_names, clip_weights
 

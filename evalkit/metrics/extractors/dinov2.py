@@ -35,7 +35,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
 from evalkit.metrics.extractors.batching import embed_files

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import images as image_io
+from evalkit import images as image_io
 from evalkit.metrics import inception
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
