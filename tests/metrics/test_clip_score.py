@@ -1,4 +1,5 @@
-"""CLIP score equals a direct open_clip cosine computation with torchmetrics' formula, and its CIs behave."""
+"""CLIP score (the `clip` metric) equals a direct open_clip cosine computation with torchmetrics' formula, counts
+truncated prompts, and its CIs behave."""
 
 from __future__ import annotations
 
@@ -9,19 +10,40 @@ from PIL import Image
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics.bootstrap import mean_ci
-from evalkit.metrics.clip_score import ClipScorer
 from evalkit.images import list_images
+from evalkit.metrics.score import ScoringConfig, score_run
+from evalkit.runs.store import ImageRecord, Run, image_file
 from tests.metrics.conftest import TINY_CLIP
 
-PROMPTS = ["a red cube on a table", "two green spheres", "a blue cat wearing a hat"]
+LONG = " ".join(["a very long prompt"] * 30)  # 120 words: past CLIP's 77-token context
+PROMPTS = ["a red cube on a table", "two green spheres", "a blue cat wearing a hat", LONG]
 
 
-def test_clip_score_equals_direct_open_clip_cosine(clip_weights, folders):
+def clip_run(tmp_path, folders):
+    import shutil
+
+    paths = list_images(folders[0])[:8]
+    records = [ImageRecord(i // 2, i % 2, i, image_file(i // 2, i % 2), PROMPTS[i // 2], "c") for i in range(8)]
+    run = Run.create(tmp_path / "run", {"run_id": "clip-run", "benchmark": {"name": "t", "content_hash": "x"},
+                                        "images_per_prompt": 2, "n_images": 8}, records)
+    for record, path in zip(records, paths):
+        shutil.copy(path, run.image_path(record))
+    return run, [run.image_path(r) for r in records], [r.prompt for r in records]
+
+
+def score_clip(run, clip_weights, **options):
+    config = ScoringConfig(weights={"clip": clip_weights}, progress=False, bootstrap=200)
+    opts = {"clip.model": TINY_CLIP, "clip.pretrained": "test", **{f"clip.{k}": v for k, v in options.items()}}
+    return score_run(run.path, ["clip"], None, opts, config)
+
+
+def test_clip_score_equals_direct_open_clip_cosine(clip_weights, folders, tmp_path):
     import open_clip
 
-    paths = list_images(folders[0])[:6]
-    prompts = [PROMPTS[i % 3] for i in range(len(paths))]
-    ours = ClipScorer(TINY_CLIP, "test", weights_path=clip_weights, workers=0).scores(paths, prompts)
+    run, paths, prompts = clip_run(tmp_path, folders)
+    document = score_clip(run, clip_weights)
+    stat = document["metrics"]["clip"]
+    ours = np.array([stat["details"]["per_image"][f"images/{p.name}"] for p in paths])
 
     model, _, preprocess = open_clip.create_model_and_transforms(TINY_CLIP, pretrained=None)
     model.load_state_dict(torch.load(clip_weights, weights_only=True))
@@ -36,18 +58,24 @@ def test_clip_score_equals_direct_open_clip_cosine(clip_weights, folders):
     expected = torch.clamp(100 * (image * text).sum(-1), min=0).numpy()
     assert np.allclose(ours, expected, rtol=1e-5, atol=1e-4)
     assert ours.min() >= 0 and len(set(np.round(ours, 4))) > 1
+    assert stat["overall"]["value"] == pytest.approx(expected.mean(), rel=1e-5)
+    # the one long prompt is truncated by the tokenizer, and counted, never silently
+    assert stat["details"]["prompts_truncated"] == 1 and stat["details"]["truncated_prompt_indices"] == [3]
+    assert any("truncated" in w for w in document["warnings"])
 
 
-def test_unknown_clip_model_without_weights_is_a_clear_error():
-    with pytest.raises(EvalkitError, match="--clip-weights"):
-        ClipScorer("ViT-B-32", "laion-nonexistent")
+def test_unknown_clip_model_without_weights_is_a_clear_error(tmp_path, folders):
+    run, _, _ = clip_run(tmp_path, folders)
+    with pytest.raises(EvalkitError, match="weights"):
+        score_run(run.path, ["clip"], None, {"clip.pretrained": "laion-nonexistent"}, ScoringConfig(progress=False))
 
 
-def test_wrong_checkpoint_for_model_is_a_clear_error(tmp_path):
+def test_wrong_checkpoint_for_model_is_a_clear_error(tmp_path, folders):
+    run, _, _ = clip_run(tmp_path, folders)
     bogus = tmp_path / "bogus.pt"
     torch.save({"not": torch.zeros(1)}, bogus)
     with pytest.raises(EvalkitError, match="not a checkpoint"):
-        ClipScorer(TINY_CLIP, "test", weights_path=bogus)
+        score_clip(run, bogus)
 
 
 def test_bootstrap_ci_covers_the_mean_and_shrinks_with_n():
