@@ -7,31 +7,19 @@ Names on the command line are metric names (``fid``) or the name of one of a met
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
+from evalkit import plugins
 from evalkit.errors import EvalkitError
 from evalkit.metrics.base import Metric
 
 GROUP = "evalkit.metrics"
 
 
-def _entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
 def available_metrics() -> list[str]:
-    return sorted(_entry_points())
+    return plugins.names(GROUP)
 
 
 def load_metric(name: str) -> Metric:
-    found = _entry_points()
-    if name not in found:
-        known = ", ".join(sorted(found)) or "none (is evalkit installed with `pip install -e .`?)"
-        raise EvalkitError(f"unknown metric {name!r}; known metrics: {known}")
-    try:
-        metric = found[name].load()
-    except (ImportError, AttributeError) as error:
-        raise EvalkitError(f"metric {name!r} cannot be loaded: {error} (is its package installed?)") from None
+    metric = plugins.load(GROUP, name, "metric")
     if not isinstance(metric, Metric):
         raise EvalkitError(f"entry point {name!r} of {GROUP} is not a metric (it lacks name/needs/compute/...)")
     if metric.name != name:

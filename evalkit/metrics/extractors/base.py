@@ -9,12 +9,12 @@ present without building a network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from evalkit import plugins
 from evalkit.errors import EvalkitError
 
 GROUP = "evalkit.extractors"
@@ -76,24 +76,12 @@ class ExtractorSpec:
         return out
 
 
-def _entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
 def available_extractors() -> list[str]:
-    return sorted(_entry_points())
+    return plugins.names(GROUP)
 
 
 def extractor_spec(name: str) -> ExtractorSpec:
-    found = _entry_points()
-    if name not in found:
-        known = ", ".join(sorted(found)) or "none (is evalkit installed with `pip install -e .`?)"
-        raise EvalkitError(f"unknown feature extractor {name!r}; known: {known}")
-    try:
-        spec = found[name].load()
-    except ImportError as error:
-        raise EvalkitError(f"feature extractor {name!r} cannot be loaded: {error} "
-                           "(is its package installed?)") from None
+    spec = plugins.load(GROUP, name, "feature extractor")
     if not isinstance(spec, ExtractorSpec):
         raise EvalkitError(f"entry point {name!r} of {GROUP} is not an ExtractorSpec")
     return spec
