@@ -3,7 +3,9 @@ torchmetrics, torch-fidelity, pytorch-fid and clean-fid all use), with a resize 
 
 Settings: ``resize`` in torchmetrics (default), tf1, clean, pytorch-fid (see evalkit.metrics.inception, where each
 mode's maths is written out); ``crop_size`` N: a square centre crop then PIL bicubic resize to N x N before the resize
-mode, the treatment the COCO reference protocol gives real images (``none`` by default).
+mode, the treatment the COCO reference protocol gives real images (``none`` by default); ``backend`` auto (default),
+openvino or torch: what runs the network (evalkit.metrics.extractors.inception_runtime: OpenVINO fp32 is ~1.5-2x
+faster on a CPU, features equal to ~1e-6 relative).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from evalkit.metrics import inception
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
 from evalkit.metrics.extractors.batching import embed_files
+from evalkit.metrics.extractors import inception_runtime
 
 NAME = "inception"
 
@@ -43,8 +46,9 @@ class InceptionFeatures:
     dim = inception.FEATURE_DIM
 
     def __init__(self, weights_path: str | Path, resize: str = inception.DEFAULT_RESIZE, crop_size: int | None = None,
-                 device: str = "cpu", batch_size: int = 32, workers: int = 2):
+                 device: str = "cpu", batch_size: int = 32, workers: int = 2, backend: str = "auto"):
         self.resize = inception.check_resize_mode(resize)
+        self.backend = inception_runtime.resolve_backend(backend, device)  # auto -> what will actually run
         self.crop_size = parse_crop_size(crop_size)
         self.weights_path = Path(weights_path)
         self.weights_sha256 = weight_registry.sha256_file(self.weights_path)
@@ -59,13 +63,15 @@ class InceptionFeatures:
             "weights_name": weight_registry.INCEPTION,
             "preprocessing": {"resize": self.resize, "crop_size": self.crop_size, "input_size": inception.INPUT_SIZE},
             "dim": self.dim,
+            "backend": self.backend,
         }
 
     def network(self):
+        """The batch -> pool3 features function (OpenVINO or BatchNorm-folded channels_last torch; see
+        inception_runtime for the measured reasons)."""
         if self._net is None:
-            net = inception.load_network(self.weights_path).to(self.device)
-            # channels_last speeds Inception's convolutions up on CPU (and GPU) without changing the maths.
-            self._net = net.to(memory_format=torch.channels_last)
+            net = inception.load_network(self.weights_path)
+            self._net = inception_runtime.make_forward(net, self.backend, self.device, self.weights_sha256)
         return self._net
 
     def preprocess_file(self, path: Path) -> torch.Tensor:
@@ -76,17 +82,17 @@ class InceptionFeatures:
 
     def compute(self, paths: Sequence[Path], desc: str | None = None) -> np.ndarray:
         """N x 2048 float32 pool3 features, in the order of ``paths`` (no cache)."""
-        net = self.network()
-        return embed_files(paths, self.preprocess_file, lambda batch: inception.pool3_features(net, batch), self.dim,
-                           device=self.device, batch_size=self.batch_size, workers=self.workers,
-                           desc=desc or NAME, channels_last=True)
+        forward = self.network()
+        # The forward makes its own layout (channels_last for torch, plain NCHW arrays for OpenVINO).
+        return embed_files(paths, self.preprocess_file, forward, self.dim, device=self.device,
+                           batch_size=self.batch_size, workers=self.workers, desc=desc or NAME)
 
 
 def _build(options: ExtractorOptions, settings: dict[str, str]) -> InceptionFeatures:
     crop_size = parse_crop_size(settings["crop_size"])  # checked before a weights lookup can fail
     path = weight_registry.resolve(weight_registry.INCEPTION, options.weights, download=options.download)
     return InceptionFeatures(path, resize=settings["resize"], crop_size=crop_size, device=options.device,
-                             batch_size=options.batch_size, workers=options.workers)
+                             batch_size=options.batch_size, workers=options.workers, backend=settings["backend"])
 
 
 SPEC = ExtractorSpec(
@@ -95,6 +101,7 @@ SPEC = ExtractorSpec(
     settings={
         "resize": Setting(inception.DEFAULT_RESIZE, inception.RESIZE_MODES, "how images reach 299x299"),
         "crop_size": Setting("none", None, "centre crop + bicubic resize to N x N first (COCO reference protocol)"),
+        "backend": Setting("auto", inception_runtime.BACKENDS, "what runs the network: openvino on a CPU when installed"),
     },
     build=_build,
     weights=lambda settings: [weight_registry.INCEPTION],
