@@ -9,7 +9,7 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
-Baseline ``guidance-0`` (the model without its text): --opt guidance=0 --opt sr_guidance=0.
+Baseline ``guidance-0`` (the base stage without its text, so layout and colours ignore the prompt): --opt guidance=0.
 Each image uses its own seed-derived torch.Generator for all its noise, so an image depends on its seed and
 prompt only, not on the rest of its batch. A requested size other than the cascade's is reached by resizing.
 """

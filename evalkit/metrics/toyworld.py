@@ -17,8 +17,9 @@ Baseline beside the model (in each Stat's ``details["baselines"]``):
                      ``baseline_split`` "any" draws every colour x shape combination; "train" only those of the
                      training split (a text-blind model trained on it never draws a held-out combination, so its
                      binding accuracy on held-out prompts is 0).
-The other baseline, ``guidance-0`` (the same model with guidance weight 0), is a separate run scored the same way:
-``evalkit run --model imagen --benchmark toyworld --opt guidance=0 --opt sr_guidance=0``.
+The other baseline, ``guidance-0`` (the same model with the base stage's guidance weight 0, i.e. its unconditional
+prediction: the layout and colours drawn without the text), is a separate run scored the same way:
+``evalkit run --model imagen --benchmark toyworld --opt guidance=0``.
 
 Entry points: ``TOYWORLD`` (the ``Metric`` that ``evalkit score --metrics toyworld`` computes) and
 ``score_toyworld_images(records, image_paths)`` for callers that hold a run's records and image files but no
