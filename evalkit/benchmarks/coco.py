@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.benchmarks import files, sources
-from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash, normalise_text
+from evalkit.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, PromptRow, content_hash, normalise_text
 from evalkit.errors import EvalkitError
 
 
@@ -50,3 +50,7 @@ def load(prompts_file: str | None = None) -> LoadedBenchmark:
 
 def load_esd(prompts_file: str | None = None) -> LoadedBenchmark:
     return sources.load_official("coco-esd", parse_esd, prompts_file)
+
+
+BENCHMARK = BenchmarkSpec("MS-COCO val2014 30k captions (BK-SDM list), for zero-shot FID-30K", load)
+ESD_BENCHMARK = BenchmarkSpec("MS-COCO val2014 30k captions (ESD list: first caption per image)", load_esd)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.benchmarks import files, sources
-from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash
+from evalkit.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, PromptRow, content_hash
 
 
 def parse(path: Path) -> tuple[list[PromptRow], str]:
@@ -18,3 +18,6 @@ def parse(path: Path) -> tuple[list[PromptRow], str]:
 
 def load(prompts_file: str | None = None) -> LoadedBenchmark:
     return sources.load_official("drawbench", parse, prompts_file)
+
+
+BENCHMARK = BenchmarkSpec("DrawBench (Imagen): 200 prompts in 11 categories", load)

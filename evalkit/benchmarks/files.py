@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash
+from evalkit.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, PromptRow, content_hash
 from evalkit.errors import EvalkitError
 
 PROMPT_COLUMNS = ("prompt", "prompts")
@@ -126,3 +126,6 @@ def load(prompts_file: str | None) -> LoadedBenchmark:
     rows = read_prompt_file(prompts_file)
     digest = content_hash([(row.prompt, row.category) for row in rows])
     return LoadedBenchmark("file", rows, digest, str(Path(prompts_file).resolve()))
+
+
+BENCHMARK = BenchmarkSpec("Any prompt file given with --prompts (csv, tsv, jsonl, txt)", load)

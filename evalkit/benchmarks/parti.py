@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from evalkit.benchmarks import files, sources
-from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash
+from evalkit.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, PromptRow, content_hash
 
 
 def parse(path: Path) -> tuple[list[PromptRow], str]:
@@ -29,3 +29,6 @@ def parse(path: Path) -> tuple[list[PromptRow], str]:
 
 def load(prompts_file: str | None = None) -> LoadedBenchmark:
     return sources.load_official("parti", parse, prompts_file)
+
+
+BENCHMARK = BenchmarkSpec("PartiPrompts: 1,632 prompts, 12 categories x 11 challenges", load)

@@ -7,11 +7,10 @@ Rows keep their position in the full benchmark as ``index``: it names the images
 from __future__ import annotations
 
 import hashlib
-import importlib
 import random
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from evalkit.errors import EvalkitError
 
@@ -38,29 +37,36 @@ class LoadedBenchmark:
         return dict(sorted(counts.items()))
 
 
-# name -> (module:function, one-line description)
-BUILTIN: dict[str, tuple[str, str]] = {
-    "drawbench": ("evalkit.benchmarks.drawbench:load", "DrawBench (Imagen): 200 prompts in 11 categories"),
-    "coco": ("evalkit.benchmarks.coco:load", "MS-COCO val2014 30k captions (BK-SDM list), for zero-shot FID-30K"),
-    "coco-esd": ("evalkit.benchmarks.coco:load_esd", "MS-COCO val2014 30k captions (ESD list: first caption per image)"),
-    "parti": ("evalkit.benchmarks.parti:load", "PartiPrompts: 1,632 prompts, 12 categories x 11 challenges"),
-    "toyworld": ("evalkit.benchmarks.toyworld:load", "Toy world: 200 held-out checkable prompts (colour, count, position)"),
-    "toyworld-validation": ("evalkit.benchmarks.toyworld:load_validation",
-                            "Toy world: 200 validation prompts, disjoint from toyworld's, for choosing checkpoints"),
-    "file": ("evalkit.benchmarks.files:load", "Any prompt file given with --prompts (csv, tsv, jsonl, txt)"),
-}
+GROUP = "evalkit.benchmarks"
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What an entry point of the ``evalkit.benchmarks`` group refers to: a one-line description and a loader
+    ``load(prompts_file or None) -> LoadedBenchmark``. evalkit's own benchmarks are registered the same way, so
+    another package adds a prompt set without touching evalkit."""
+
+    description: str
+    load: Callable[[str | None], LoadedBenchmark]
+
+
+def _spec(name: str) -> BenchmarkSpec:
+    from evalkit import plugins
+
+    spec = plugins.load(GROUP, name, "benchmark")
+    if not isinstance(spec, BenchmarkSpec):
+        raise EvalkitError(f"entry point {name!r} of {GROUP} is not a BenchmarkSpec")
+    return spec
 
 
 def list_benchmarks() -> dict[str, str]:
-    return {name: description for name, (_, description) in BUILTIN.items()}
+    from evalkit import plugins
+
+    return {name: _spec(name).description for name in plugins.names(GROUP)}
 
 
 def load_benchmark(name: str, prompts_file: str | None = None) -> LoadedBenchmark:
-    if name not in BUILTIN:
-        raise EvalkitError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(BUILTIN)}")
-    module_name, function_name = BUILTIN[name][0].split(":")
-    loader = getattr(importlib.import_module(module_name), function_name)
-    return loader(prompts_file)
+    return _spec(name).load(prompts_file)
 
 
 def normalise_text(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow, content_hash
+from evalkit.benchmarks.registry import BenchmarkSpec, LoadedBenchmark, PromptRow, content_hash
 from evalkit.errors import EvalkitError
 
 N_PROMPTS = 200
@@ -41,3 +41,7 @@ def load(prompts_file: str | None = None) -> LoadedBenchmark:
 def load_validation(prompts_file: str | None = None) -> LoadedBenchmark:
     """The validation prompts (for choosing checkpoints and settings)."""
     return _load("toyworld-validation", "validation", prompts_file)
+
+
+BENCHMARK = BenchmarkSpec("Toy world: 200 held-out checkable prompts (colour, count, position)", load)
+VALIDATION_BENCHMARK = BenchmarkSpec("Toy world: 200 validation prompts, disjoint from toyworld's, for choosing checkpoints", load_validation)

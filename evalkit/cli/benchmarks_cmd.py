@@ -18,8 +18,10 @@ def register(subparsers) -> None:
 def handle_list(args) -> int:
     from evalkit.benchmarks.registry import list_benchmarks
 
-    for name, description in list_benchmarks().items():
-        print(f"{name:10s}  {description}")
+    found = list_benchmarks()
+    width = max(map(len, found), default=0)
+    for name, description in found.items():
+        print(f"{name:{width}s}  {description}")
     return 0
 
 

@@ -64,5 +64,5 @@ def test_non_utf8_names_the_line(tmp_path):
 
 
 def test_unknown_benchmark_lists_the_known_ones():
-    with pytest.raises(EvalkitError, match="unknown benchmark 'drawbnch'; known benchmarks: drawbench"):
+    with pytest.raises(EvalkitError, match="unknown benchmark 'drawbnch'; known: coco, coco-esd, drawbench"):
         load_benchmark("drawbnch")
