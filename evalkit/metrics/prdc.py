@@ -28,7 +28,8 @@ O(chunk x n) memory, and each decision is the exact one:
     the rest (a few per row), and the k-NN candidates the bound leaves undecided, are recomputed in float64 as
     sum (a - b)^2 from the given values (knn_sq_radii says how).
 So results do not depend on the chunk, and equal the references' when those are given float64 features. Given
-float32 features the references round distances to float32 first, and a few pairs near a radius flip.
+float32 features the references work in float32 (torch-fidelity) or round distances to float32 (prdc), which can
+flip pairs within rounding of a radius; none flipped at 10,000 x 2048 per side on Inception-like features.
 
 ``max_samples`` caps each side by a seeded subsample without replacement (dgm-eval computes PRDC on at most
 10,000 samples per side, and also shrinks both sides to the smaller one; here each side is capped on its own).
