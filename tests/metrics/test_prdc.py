@@ -209,8 +209,9 @@ _MEASURE = textwrap.dedent("""
 
 
 def measure_cost(metric: str, n: int = 30_000, dim: int = 2048) -> dict:
-    """Wall and CPU time and peak RSS (resource.getrusage, in a fresh process) of one metric on n x dim float32 features per
-    side; ``metric``: "prdc", "cmmd-biased" or "cmmd-unbiased". For the perf benchmark and the slow test."""
+    """Wall and CPU time and peak RSS (resource.getrusage, in a fresh process) of one metric on n x dim float32
+    features per side; ``metric``: "prdc", "cmmd-biased" or "cmmd-unbiased". For the perf benchmark and the slow
+    test. (peak_rss_mib includes the inputs, torch and the data generation's temporaries: inputs_rss_mib.)"""
     done = subprocess.run([sys.executable, "-c", _MEASURE, metric, str(n), str(dim)], capture_output=True, text=True,
                           check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
