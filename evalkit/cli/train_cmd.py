@@ -128,10 +128,10 @@ def run_train(args: argparse.Namespace) -> int:
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,
         stop_at=args.stop_at, init_from=args.init_from, toy_mix=_toy_mix(args.toy_mix), unet=args.unet,
     )
-    # an expert is scored inside its base; load that once, and fail now rather than at the first evaluation
-    base = _base_for_expert(args) if args.expert_band is not None and args.eval_every else None
+    # an expert is scored inside its base: find that now rather than at the first evaluation
+    base_folder = _base_for_expert(args) if args.expert_band is not None and args.eval_every else None
     trainer = Trainer(config)
-    hook = eval_hook(args, base) if args.eval_every and args.stage == "base" else None
+    hook = eval_hook(args, base_folder) if args.eval_every and args.stage == "base" else None
     result = trainer.run(on_checkpoint=hook)
     print(json.dumps({"stage": args.stage, "out": args.out, **result}))
     return 0
@@ -148,12 +148,12 @@ def _checkpoint_layers(args: argparse.Namespace) -> list[int]:
 
 
 def _base_for_expert(args):
+    """The folder holding the base an expert being trained is scored with: --out, else --init-from."""
     from pathlib import Path
 
     from evalkit.errors import EvalkitError
-    from evalkit.imagen.cascade import Stage
 
     for folder in (args.out, args.init_from):
         if folder and (Path(folder) / "base.json").is_file():
-            return Stage.load(Path(folder), "base", "cpu", experts=False)
+            return Path(folder)
     raise EvalkitError("--eval-every with --expert-band: no base stage in --out or --init-from to pair the expert with")

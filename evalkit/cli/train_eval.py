@@ -1,9 +1,11 @@
 """`evalkit train imagen --eval-every N`: toy-world accuracy of the stage being trained, measured the way a user
 measures a model, so a training curve and `evalkit score` never disagree.
 
-At each evaluated step the trained cascade (the base stage, or an expert inside its base) is wrapped in the
-``imagen`` adapter and generated through the run pipeline (hashed per-image seeds, the same ones at every step)
-into a run directory ``<out>/train/<stage>/eval/step-NNNNNN/<run-id>/``, on a toy-world benchmark:
+At each evaluated step, right after the step's checkpoint files are saved, the base stage is loaded from them as
+``evalkit run --model-path <out>`` loads it (float16 weights, with the expert saved beside it, if any; an expert
+trained into a folder without a base is paired with the base from --init-from), wrapped in the ``imagen``
+adapter and generated through the run pipeline (hashed per-image seeds, the same ones at every step) into a run
+directory ``<out>/train/<stage>/eval/step-NNNNNN/<run-id>/``, on a toy-world benchmark:
 ``toyworld-validation`` by default (for choosing checkpoints), ``toyworld`` (held-out) only to report. The run is
 scored with the toyworld metric, and one row per step is appended to ``<out>/train/<stage>/eval-<benchmark>.csv``:
 each question's accuracy, its 95% Wilson interval and N. The same numbers come from
@@ -12,7 +14,7 @@ each question's accuracy, its 95% Wilson interval and N. The same numbers come f
         --limit <eval-prompts> --images-per-prompt <eval-images-per-prompt>
     evalkit score <run> --metrics toyworld
 
-for a base stage saved at that step (an expert is scored inside the base it was paired with).
+with the checkpoint folder as it was at that step.
 """
 
 from __future__ import annotations
@@ -27,6 +29,26 @@ EVAL_BENCHMARKS = {"validation": "toyworld-validation", "heldout": "toyworld"}
 QUESTIONS = ("colour", "shape", "binding", "size", "count", "position", "all")
 COLUMNS = ("step", "benchmark", "n_prompts", "images_per_prompt", "run",
            *[f"{q}{suffix}" for q in QUESTIONS for suffix in ("", "_low", "_high", "_n")])
+
+
+def saved_cascade(trainer, base_folder: Path | None = None):
+    """The one-stage cascade the trainer's saved files make, and how a run names it: (cascade, checkpoint).
+
+    ``base_folder``: where the base of an expert being trained lives when ``trainer.out`` has none."""
+    from evalkit.adapters.imagen import checkpoint_label
+    from evalkit.imagen.cascade import ImagenCascade, Stage
+
+    out = Path(trainer.config.out)
+    if (out / "base.json").is_file():
+        cascade = ImagenCascade.from_pretrained(out, device=trainer.device, num_stages=1,
+                                                text_encoder=trainer.text_encoder)
+        return cascade, checkpoint_label(out)
+    if base_folder is None:
+        raise EvalkitError(f"--eval-every: {out} has no base stage to score")
+    base = Stage.load(base_folder, "base", trainer.device, experts=False)
+    base.attach_expert(Stage.load(out, trainer.name, trainer.device))
+    cascade = ImagenCascade([base], text_encoder=trainer.text_encoder, device=trainer.device)
+    return cascade, f"{checkpoint_label(base_folder)} + {trainer.name} of {checkpoint_label(out)}"
 
 
 def evaluate_cascade(cascade, checkpoint: str, benchmark_name: str, out_root: Path, n_prompts: int,
@@ -70,26 +92,17 @@ def append_csv_row(path: Path, cells: Sequence[str]) -> None:
     atomic.write_text(path, text + ",".join(cells) + "\n")
 
 
-def eval_hook(args, base=None):
-    """The ``on_checkpoint`` callback of ``evalkit train --eval-every N`` (``base``: the stage an expert is paired
-    with, loaded once)."""
+def eval_hook(args, base_folder: Path | None = None):
+    """The ``on_checkpoint`` callback of ``evalkit train --eval-every N`` (``base_folder``: see ``saved_cascade``)."""
     benchmark = EVAL_BENCHMARKS[args.eval_split]
 
     def hook(trainer) -> None:
-        from evalkit.imagen.cascade import ImagenCascade
-
         if trainer.step % args.eval_every and trainer.step not in (trainer.config.steps, trainer.config.stop_at):
             return
-        stage = trainer.stage()
-        if base is not None:  # an expert is scored inside its base: from --out, else from --init-from
-            base.model.to(trainer.device)
-            base.attach_expert(stage)
-            stage = base
-        cascade = ImagenCascade([stage], text_encoder=trainer.text_encoder, device=trainer.device)
+        cascade, checkpoint = saved_cascade(trainer, base_folder)
         out_root = trainer.train_dir / "eval" / f"step-{trainer.step:06d}"
-        run, stats = evaluate_cascade(cascade, str(Path(trainer.config.out).resolve()), benchmark, out_root,
-                                      args.eval_prompts, args.eval_images_per_prompt)
-        trainer.ema.train(False)
+        run, stats = evaluate_cascade(cascade, checkpoint, benchmark, out_root, args.eval_prompts,
+                                      args.eval_images_per_prompt)
         n_prompts = len({r.prompt_index for r in run.completed_records()})
         append_csv_row(trainer.train_dir / f"eval-{benchmark}.csv",
                        csv_row(trainer.step, benchmark, n_prompts, args.eval_images_per_prompt, run.path, stats))

@@ -88,3 +88,51 @@ def test_a_csv_with_other_columns_is_not_appended_to(tmp_path):
     path.write_text("step,mode,colour,count,position,shape,binding,all\n", encoding="utf-8")
     with pytest.raises(EvalkitError, match="other columns"):
         append_csv_row(path, ["1"])
+
+
+def test_a_step_is_scored_as_evalkit_run_on_the_saved_checkpoint_would_score_it(tmp_path, monkeypatch):
+    """The hook's run is the run `evalkit run --model imagen --model-path <out> --opt stages=1` makes: same config,
+    weights hash (so the same run id) and the same image bytes, from the checkpoint's float16 weights."""
+    import evalkit.imagen.train
+    import numpy as np
+    from PIL import Image
+
+    from evalkit.adapters import AdapterOptions
+    from evalkit.adapters.imagen import create
+    from evalkit.adapters.base import GenerationBatch
+
+    few_steps = SamplerConfig(sampler="ddim", steps=2, guidance=2.0, threshold="static")
+    monkeypatch.setattr(evalkit.imagen.train, "default_sampling", lambda stage: few_steps)
+    trainer, table = _train_with_eval(tmp_path, steps=1, prompts=2)
+    run = open_run(table[0]["run"])
+    adapter = create(AdapterOptions(model_path=str(tmp_path / "ckpt"), extra={"stages": "1"}))
+    assert run.manifest["adapter"]["config"] == adapter.config()
+    assert run.manifest["adapter"]["checkpoint_hash"] == adapter.checkpoint_hash()
+    adapter.cascade._text_encoder = HashTextEncoder(max_tokens=16)  # the tiny encoder the test trained with
+    record = run.completed_records()[0]
+    (image,) = adapter.generate(GenerationBatch([record.prompt], [record.seed], 16, 16))
+    with Image.open(run.image_path(record)) as stored:
+        assert np.array_equal(np.asarray(stored.convert("RGB")), np.asarray(image))
+
+
+def test_an_expert_without_a_base_beside_it_is_scored_inside_the_init_from_base(tmp_path, monkeypatch):
+    import evalkit.imagen.train
+
+    few_steps = SamplerConfig(sampler="ddim", steps=2, guidance=2.0, threshold="static")
+    monkeypatch.setattr(evalkit.imagen.train, "default_sampling", lambda stage: few_steps)
+    base = TrainConfig(stage="base", out=str(tmp_path / "base"), steps=1, batch_size=2, warmup_steps=1,
+                       model={**TINY, "image_size": 16}, device="cpu", min_snr_gamma=None)
+    Trainer(base, text_encoder=HashTextEncoder(max_tokens=16)).run()
+    expert = TrainConfig(stage="base", out=str(tmp_path / "expert"), steps=1, batch_size=2, warmup_steps=1,
+                         model={**TINY, "image_size": 16}, device="cpu", min_snr_gamma=None, expert_band=0.8)
+    trainer = Trainer(expert, text_encoder=HashTextEncoder(max_tokens=16))
+    args = SimpleNamespace(eval_every=1, eval_split="heldout", eval_prompts=2, eval_images_per_prompt=1)
+    trainer.run(on_checkpoint=eval_hook(args, tmp_path / "base"))
+    with open(trainer.train_dir / "eval-toyworld.csv", newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    config = open_run(row["run"]).manifest["adapter"]["config"]
+    assert config["experts"] == ["base_expert"] and " + base_expert of " in config["checkpoint"]
+    assert row["benchmark"] == "toyworld" and row["all_n"] == "2"
+    with pytest.raises(EvalkitError, match="no base stage"):
+        eval_hook(args)(SimpleNamespace(step=1, config=expert, device="cpu", name="base_expert",
+                                        text_encoder=None, train_dir=tmp_path))
