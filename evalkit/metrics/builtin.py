@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from evalkit.errors import EvalkitError
 from evalkit.estimate import Estimate
 from evalkit.metrics.base import Needs, Option, Stat, parse_bool, parse_positive_float, parse_positive_int
 from evalkit.metrics.bootstrap import mean_ci
@@ -47,13 +46,14 @@ class FeatureMetric:
     min_group: int = 2
     options: Mapping[str, Option] = field(default_factory=dict)
     details: Callable[..., dict] = lambda ctx, prepared, options: {}
+    extractor_settings: Callable[[Mapping[str, Any]], dict[str, str]] = lambda options: {}
 
     @property
     def needs(self) -> Needs:
         return Needs(extractor=self.extractor, reference=True)
 
     def compute(self, ctx, options: Mapping[str, Any]) -> list[Stat]:
-        extractor = ctx.extractor(options.get("extractor", self.extractor), _extractor_settings(self, options))
+        extractor = ctx.extractor(options.get("extractor", self.extractor), self.extractor_settings(options))
         generated = ctx.features(extractor)
         prepared = self.prepare(ctx, extractor, options)
         overall = self.measure(prepared, generated, options, ctx)
@@ -67,12 +67,6 @@ class FeatureMetric:
                      {g: {label: values[name] for label, values in found.items()} for g, found in groups.items()},
                      extractor.description(), details)
                 for name in self.stats]
-
-
-def _extractor_settings(metric: FeatureMetric, options: Mapping[str, Any]) -> dict[str, str]:
-    if metric.name == "cmmd":
-        return {"model": options["model"], "pretrained": options["pretrained"]}
-    return {}
 
 
 # --- Frechet distance (FID, FD-DINOv2, FID-CLIP, FD on any extractor) ---------------------------------------------
@@ -174,7 +168,8 @@ CMMD = FeatureMetric(
              "sigma": Option(10.0, parse_positive_float, "RBF kernel bandwidth"),
              "scale": Option(1000.0, parse_positive_float, "factor the MMD^2 is multiplied by"),
              "groups": _groups_option(False)},
-    details=_cmmd_details)
+    details=_cmmd_details,
+    extractor_settings=lambda options: {"model": options["model"], "pretrained": options["pretrained"]})
 
 
 # --- precision / recall / density / coverage --------------------------------------------------------------------
@@ -261,7 +256,3 @@ class ClipScoreMetric:
 
 CLIP = ClipScoreMetric()
 
-
-def require_images(n: int, minimum: int, what: str) -> None:
-    if n < minimum:
-        raise EvalkitError(f"{what} needs at least {minimum} images, got {n}")
