@@ -134,9 +134,12 @@ def run_distance(args) -> int:
 def run_fid(args) -> int:
     from evalkit.metrics.score import distance
 
-    names = ["fid"] if args.no_kid else ["fid", "kid"]
-    options = {} if args.no_kid else {"kid.subsets": args.kid_subsets, "kid.subset_size": args.kid_subset_size}
+    with_kid = not args.no_kid and Path(args.a).suffix != ".npz"
+    names = ["fid", "kid"] if with_kid else ["fid"]
+    options = {"kid.subsets": args.kid_subsets, "kid.subset_size": args.kid_subset_size} if with_kid else {}
     document = distance(args.a, args.b, names, options, scoring_config(args))
+    if not args.no_kid and not with_kid:
+        document["warnings"].append(f"KID needs the reference images; {args.a} holds only statistics, so KID is skipped")
     _print_warnings(document["warnings"])
     print(json.dumps(document, sort_keys=True) if args.json else "\n".join(format_table(document)))
     return 0

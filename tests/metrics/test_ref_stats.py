@@ -46,8 +46,11 @@ def test_ref_stats_npz_gives_the_fid_of_the_cropped_images(tmp_path, real_images
     assert via_npz["key"]["reference"]["n"] == 6 and via_npz["key"]["reference"]["kind"] == "stats"
     assert "kid" in via_folder
 
-    # KID needs the reference images themselves: a statistics file holds only a mean and covariance.
-    assert main(["fid", str(out), str(folders[0]), "--weights", str(inception_weights)]) == 2
+    # KID needs the reference images themselves: a statistics file holds only a mean and covariance, so `fid`
+    # skips it with a warning and `distance --metrics kid` refuses.
+    assert main(["fid", str(out), str(folders[0]), "--weights", str(inception_weights)]) == 0
+    assert "KID is skipped" in capsys.readouterr().err
+    assert main(["distance", str(out), str(folders[0]), "--metrics", "kid", "--weights", str(inception_weights)]) == 2
     assert "needs reference images" in capsys.readouterr().err
 
 
