@@ -102,6 +102,13 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def parse_positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or value == float("inf"):

@@ -1,22 +1,37 @@
-"""Means with percentile-bootstrap 95% confidence intervals (seeded, so reruns give the same interval)."""
+"""Percentile-bootstrap 95% intervals over prompts (seeded, so reruns give the same interval and two runs over
+the same prompts draw the same resamples)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def mean_ci(values, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """{"mean", "ci_low", "ci_high", "n"}; the CI is None for fewer than 2 values (no spread to resample)."""
-    data = np.asarray(values, dtype=np.float64)
-    if data.size == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    result = {"mean": float(data.mean()), "ci_low": None, "ci_high": None, "n": int(data.size)}
-    if data.size >= 2:
-        rng = np.random.default_rng(seed)
-        means = np.empty(resamples)
-        for start in range(0, resamples, 256):  # chunks keep memory at 256 x n
-            count = min(256, resamples - start)
-            means[start : start + count] = data[rng.integers(0, data.size, size=(count, data.size))].mean(axis=1)
-        tail = (1 - level) / 2 * 100
-        result["ci_low"], result["ci_high"] = (float(v) for v in np.percentile(means, [tail, 100 - tail]))
-    return result
+def prompts_hash(prompt_keys) -> str:
+    """Identity of a set of prompts (their benchmark row indices), recorded beside bootstrap replicates: two
+    runs' replicates pair only when they resampled the same prompts."""
+    import hashlib
+
+    keys = sorted({int(k) for k in prompt_keys})
+    return "sha256:" + hashlib.sha256(",".join(map(str, keys)).encode()).hexdigest()
+
+
+def prompt_resamples(prompt_keys, resamples: int, seed: int) -> list[np.ndarray]:
+    """Bootstrap over prompts: for each of ``resamples`` replicates, the image indices of P prompts drawn with
+    replacement from the P distinct prompts (all samples of a drawn prompt come along; samples of one prompt are
+    correlated, so prompts are the unit).
+
+    The draw depends only on the sorted distinct prompt keys' count and ``seed``, so two runs over the same prompts
+    (same benchmark rows, any model) draw the same prompts in replicate i: differences of their replicates are a
+    paired bootstrap of the difference, far tighter than two independent intervals when the runs share seeds."""
+    keys = np.asarray(prompt_keys)
+    distinct = np.unique(keys)
+    members = [np.flatnonzero(keys == k) for k in distinct]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(distinct), size=(resamples, len(distinct)))
+    return [np.concatenate([members[i] for i in row]) for row in draws]
+
+
+def percentile_interval(replicates, level: float = 0.95) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(np.asarray(replicates, dtype=np.float64), [tail, 100 - tail])
+    return float(low), float(high)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from evalkit.estimate import Estimate
-from evalkit.metrics.base import Needs, Option, Stat, parse_bool, parse_positive_float, parse_positive_int
-from evalkit.metrics.bootstrap import mean_ci
+from evalkit.metrics.base import (Needs, Option, Stat, parse_bool, parse_non_negative_int, parse_positive_float,
+                                  parse_positive_int)
+from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash
 
 # Below this many images the 2048x2048 covariance is rank-deficient and FID is strongly biased upwards.
 FID_MIN_IMAGES = 2048
@@ -29,6 +30,11 @@ def _extractor_option(default: str) -> Option:
 
 def _groups_option(default: bool) -> Option:
     return Option(default, parse_bool, "also compute per category / challenge (true/false)")
+
+
+def _bootstrap_option() -> Option:
+    return Option(0, parse_non_negative_int, "replicates of a bootstrap over prompts for a 95% interval, stored for the "
+                  "regression gate's paired comparison (0: none; each replicate recomputes the metric)")
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,33 @@ class FeatureMetric:
                 groups[group] = {label: self.measure(prepared, generated[idx], options, ctx)
                                  for label, idx in labels.items() if len(idx) >= self.min_group}
         details = self.details(ctx, prepared, options)
-        return [Stat(name, overall[name],
-                     {g: {label: values[name] for label, values in found.items()} for g, found in groups.items()},
-                     extractor.description(), details)
-                for name in self.stats]
+        replicates = self._bootstrap(ctx, prepared, generated, options)
+        stats = []
+        for name in self.stats:
+            estimate, stat_details = overall[name], dict(details)
+            if replicates:
+                low, high = percentile_interval(replicates["values"][name])
+                estimate = Estimate(estimate.value, low, high, estimate.n, "bootstrap-prompts")
+                stat_details["bootstrap"] = {**replicates["about"], "replicates": replicates["values"][name]}
+            stats.append(Stat(name, estimate,
+                              {g: {label: values[name] for label, values in found.items()} for g, found in groups.items()},
+                              extractor.description(), stat_details))
+        return stats
+
+    def _bootstrap(self, ctx, prepared, generated, options) -> dict | None:
+        """With ``--opt METRIC.bootstrap=B`` on a run: B replicates over resampled prompts (the reference side
+        fixed), stored so the regression gate can pair two runs' replicates (see bootstrap.prompt_resamples)."""
+        resamples = options.get("bootstrap", 0)
+        if not resamples or not ctx.records:
+            return None
+        keys = [r.prompt_index for r in ctx.records]
+        values: dict[str, list[float]] = {name: [] for name in self.stats}
+        for idx in prompt_resamples(keys, resamples, ctx.seed):
+            found = self.measure(prepared, generated[idx], options, ctx)
+            for name in self.stats:
+                values[name].append(float(found[name].value))
+        about = {"unit": "prompt", "resamples": resamples, "seed": ctx.seed, "prompts_hash": prompts_hash(keys)}
+        return {"values": values, "about": about}
 
 
 # --- Frechet distance (FID, FD-DINOv2, FID-CLIP, FD on any extractor) ---------------------------------------------
@@ -102,7 +131,8 @@ def _frechet_details(ctx, prepared, options) -> dict:
 def _frechet(name: str, extractor: str, description: str, configurable: bool = False) -> FeatureMetric:
     options = {"extractor": _extractor_option(extractor)} if configurable else {}
     return FeatureMetric(name, False, description, extractor, (name,), _frechet_measure(name), _frechet_reference,
-                         options={**options, "groups": _groups_option(True)}, details=_frechet_details)
+                         options={**options, "groups": _groups_option(True), "bootstrap": _bootstrap_option()},
+                         details=_frechet_details)
 
 
 FID = _frechet("fid", "inception", "Frechet Inception Distance (Heusel et al. 2017), Inception-v3 pool3")
@@ -138,7 +168,7 @@ KID = FeatureMetric(
     options={"extractor": _extractor_option("inception"),
              "subsets": Option(100, parse_positive_int, "number of random subsets"),
              "subset_size": Option(1000, parse_positive_int, "images per subset (capped at the smaller side)"),
-             "groups": _groups_option(True)},
+             "groups": _groups_option(True), "bootstrap": _bootstrap_option()},
     details=_kid_details)
 
 
@@ -167,7 +197,7 @@ CMMD = FeatureMetric(
                                  choices=("biased", "unbiased")),
              "sigma": Option(10.0, parse_positive_float, "RBF kernel bandwidth"),
              "scale": Option(1000.0, parse_positive_float, "factor the MMD^2 is multiplied by"),
-             "groups": _groups_option(False)},
+             "groups": _groups_option(False), "bootstrap": _bootstrap_option()},
     details=_cmmd_details,
     extractor_settings=lambda options: {"model": options["model"], "pretrained": options["pretrained"]})
 
@@ -199,7 +229,7 @@ PRDC = FeatureMetric(
              "k_pr": Option(3, parse_positive_int, "k of the precision/recall k-NN balls"),
              "k_dc": Option(5, parse_positive_int, "k of the density/coverage k-NN balls"),
              "max_samples": Option(0, lambda t: int(t), "subsample each side to this many (0: all)"),
-             "groups": _groups_option(False)},
+             "groups": _groups_option(False), "bootstrap": _bootstrap_option()},
     details=_prdc_details)
 
 
@@ -230,16 +260,19 @@ class ClipScoreMetric:
         row = {p: i for i, p in enumerate(distinct)}
         scores = (100 * (image * text[[row[p] for p in prompts]]).sum(dim=-1).clamp(min=0)).numpy()
         records = ctx.records
-        by_prompt: dict[int, list[int]] = {}
-        for i, record in enumerate(records):
-            by_prompt.setdefault(record.prompt_index, []).append(i)
-        prompt_means = {k: float(scores[idx].mean()) for k, idx in by_prompt.items()}
+        keys = np.array([r.prompt_index for r in records])
 
-        def clustered(indices) -> Estimate:
-            keys = sorted({records[i].prompt_index for i in indices})
-            summary = mean_ci([prompt_means[k] for k in keys], ctx.bootstrap, ctx.seed)
-            method = "bootstrap-prompts" if summary["ci_low"] is not None else "none"
-            return Estimate(float(scores[indices].mean()), summary["ci_low"], summary["ci_high"], len(indices), method)
+        def clustered(indices, keep: dict | None = None) -> Estimate:
+            indices = np.asarray(indices)
+            replicates = [float(scores[indices[draw]].mean())
+                          for draw in prompt_resamples(keys[indices], ctx.bootstrap, ctx.seed)]
+            if keep is not None:
+                keep.update(unit="prompt", resamples=ctx.bootstrap, seed=ctx.seed,
+                            prompts_hash=prompts_hash(keys[indices]), replicates=replicates)
+            if len(set(keys[indices])) < 2:
+                return Estimate(float(scores[indices].mean()), None, None, len(indices), "none")
+            low, high = percentile_interval(replicates)
+            return Estimate(float(scores[indices].mean()), low, high, len(indices), "bootstrap-prompts")
 
         groups = {g: {label: clustered(idx) for label, idx in found.items()} for g, found in ctx.groups.items()}
         n_truncated = sum(truncated)
@@ -251,7 +284,10 @@ class ClipScoreMetric:
                    "truncated_prompt_indices": sorted({r.prompt_index for r in records if truncated[row[r.prompt]]})}
         if options["per_image"]:
             details["per_image"] = {r.file: float(s) for r, s in zip(records, scores)}
-        return [Stat("clip", clustered(list(range(len(records)))), groups, extractor.description(), details)]
+        bootstrap: dict = {}
+        overall = clustered(range(len(records)), bootstrap)
+        details["bootstrap"] = bootstrap
+        return [Stat("clip", overall, groups, extractor.description(), details)]
 
 
 CLIP = ClipScoreMetric()

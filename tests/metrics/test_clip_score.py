@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics.bootstrap import mean_ci
+from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash
 from evalkit.images import list_images
 from evalkit.metrics.score import ScoringConfig, score_run
 from evalkit.runs.store import ImageRecord, Run, image_file
@@ -78,12 +78,24 @@ def test_wrong_checkpoint_for_model_is_a_clear_error(tmp_path, folders):
         score_clip(run, bogus)
 
 
-def test_bootstrap_ci_covers_the_mean_and_shrinks_with_n():
+def test_prompt_bootstrap_covers_the_mean_shrinks_with_n_and_pairs_runs():
     rng = np.random.default_rng(0)
-    small = mean_ci(rng.normal(30, 2, size=20), resamples=2000, seed=1)
-    large = mean_ci(rng.normal(30, 2, size=2000), resamples=2000, seed=1)
-    assert small["ci_low"] < small["mean"] < small["ci_high"]
-    assert (large["ci_high"] - large["ci_low"]) < (small["ci_high"] - small["ci_low"]) / 5
+
+    def interval(values, keys):
+        draws = prompt_resamples(keys, 2000, seed=1)
+        return percentile_interval([values[d].mean() for d in draws])
+
+    small = rng.normal(30, 2, size=20)
+    large = rng.normal(30, 2, size=2000)
+    s_low, s_high = interval(small, np.arange(20))
+    l_low, l_high = interval(large, np.arange(2000))
+    assert s_low < small.mean() < s_high and (l_high - l_low) < (s_high - s_low) / 5
     # the standard error of a mean of 2000 N(30, 2) draws is 0.045: a 95% interval is ~0.18 wide
-    assert 0.12 < large["ci_high"] - large["ci_low"] < 0.24
-    assert mean_ci([5.0])["ci_low"] is None and mean_ci([])["n"] == 0
+    assert 0.12 < l_high - l_low < 0.24
+    # all samples of a drawn prompt come along; two runs over the same prompts draw the same prompts
+    keys = np.repeat([7, 3, 9], 2)
+    first, again = prompt_resamples(keys, 5, seed=4), prompt_resamples(keys[::-1].copy(), 5, seed=4)
+    for draw in first:
+        assert len(draw) == 6 and all((keys[draw] == k).sum() % 2 == 0 for k in (3, 7, 9))
+    assert [sorted(keys[d]) for d in first] == [sorted(keys[::-1][d]) for d in again]
+    assert prompts_hash([3, 7, 9]) == prompts_hash([9, 7, 3, 3]) != prompts_hash([3, 7])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from evalkit.cli import main
@@ -87,7 +88,7 @@ def test_score_run_library_api_needs_no_argparse(run_dir, folders, inception_wei
     config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False)
     document = score_run(run_dir, ["fid"], folders[1], {"fid.groups": "false"}, config)
     metrics_file.validate(document)
-    assert document["metrics"]["fid"]["groups"] == {} and document["metrics"]["fid"]["options"] == {"groups": False}
+    assert document["metrics"]["fid"]["groups"] == {} and document["metrics"]["fid"]["options"] == {"groups": False, "bootstrap": 0}
 
 
 def test_score_rejects_bad_names_options_and_missing_ref(run_dir, inception_weights):
@@ -138,3 +139,15 @@ def test_metrics_json_carries_generation_efficiency(run_dir, folders, inception_
     # per-batch seconds per image: 0.5, 0.25, 0.75 -> median 0.5, fastest 0.25
     assert generation["seconds_per_image"] == 0.5 and generation["denoised_seconds_per_image"] == 0.25
     assert generation["n_batches"] == 3 and generation["n_images"] == 10 and generation["devices"] == ["cpu"]
+
+
+def test_fid_bootstrap_over_prompts_stores_pairable_replicates(run_dir, folders, inception_weights):
+    config = ScoringConfig(weights={"inception-2015-12-05": inception_weights}, progress=False, seed=3)
+    document = score_run(run_dir, ["fid"], folders[1], {"fid.groups": "false", "fid.bootstrap": "20"}, config)
+    metrics_file.validate(document)
+    fid = document["metrics"]["fid"]
+    boot = fid["details"]["bootstrap"]
+    assert fid["overall"]["method"] == "bootstrap-prompts" and boot["unit"] == "prompt"
+    assert len(boot["replicates"]) == 20 and boot["seed"] == 3 and boot["prompts_hash"].startswith("sha256:")
+    assert fid["overall"]["low"] == pytest.approx(np.percentile(boot["replicates"], 2.5))
+    assert len(set(boot["replicates"])) > 1
