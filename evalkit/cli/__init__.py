@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "evalkit.cli.train_cmd",
     "evalkit.cli.study_cmd",
     "evalkit.cli.metrics_cmd",
+    "evalkit.cli.check_cmd",
     "evalkit.cli.weights_cmd",
 ]
 
