@@ -28,7 +28,8 @@ class CompareRow:
     higher_is_better: bool | None
     a: Estimate | None
     b: Estimate | None
-    incomparable: tuple[str, ...] = ()  # key fields that differ (or why else the two cannot be compared)
+    incomparable: tuple[str, ...] = ()  # key fields that differ ("metric" when the metric or direction does)
+    only_in: str | None = None  # "A" or "B" when one run lacks the stat
     noise_method: str = NONE
     change_low: float | None = None  # the 95% interval of the true change B - A
     change_high: float | None = None
@@ -36,7 +37,7 @@ class CompareRow:
 
     @property
     def delta(self) -> float | None:
-        if self.incomparable or self.a is None or self.b is None or None in (self.a.value, self.b.value):
+        if self.incomparable or self.only_in or self.a is None or self.b is None or None in (self.a.value, self.b.value):
             return None
         return self.b.value - self.a.value
 
@@ -48,6 +49,8 @@ class CompareRow:
 
     @property
     def status(self) -> str:
+        if self.only_in:
+            return f"only in {self.only_in}"
         if self.incomparable:
             return "incomparable: " + ", ".join(self.incomparable)
         if self.delta is None:
@@ -62,7 +65,8 @@ class CompareRow:
     def to_json(self) -> dict[str, Any]:
         return {"stat": self.stat, "higher_is_better": self.higher_is_better,
                 "a": None if self.a is None else self.a.to_json(), "b": None if self.b is None else self.b.to_json(),
-                "delta": self.delta, "incomparable": list(self.incomparable), "status": self.status,
+                "delta": self.delta, "incomparable": list(self.incomparable), "only_in": self.only_in,
+                "status": self.status,
                 "noise": {"method": self.noise_method, "level": LEVEL, "change_low": self.change_low,
                           "change_high": self.change_high, "outside": self.outside_noise, "note": self.note}}
 
@@ -83,7 +87,7 @@ def _row(name: str, a: StatRecord | None, b: StatRecord | None) -> CompareRow:
     if a is None or b is None:
         found = a or b
         return CompareRow(name, found.higher_is_better, a and a.overall, b and b.overall,
-                          ("only in A",) if b is None else ("only in B",))
+                          only_in="A" if b is None else "B")
     if a.metric != b.metric or a.higher_is_better != b.higher_is_better:
         return CompareRow(name, a.higher_is_better, a.overall, b.overall, ("metric",))
     fields = tuple(d.field for d in blocking_differences(a.key, b.key))
@@ -92,7 +96,8 @@ def _row(name: str, a: StatRecord | None, b: StatRecord | None) -> CompareRow:
     noise = change_noise(a, b)
     delta = b.overall.value - a.overall.value
     low, high = noise.bounds(delta, (1 - LEVEL) / 2) if noise.known else (None, None)
-    return CompareRow(name, a.higher_is_better, a.overall, b.overall, (), noise.method, low, high, noise.note)
+    return CompareRow(name, a.higher_is_better, a.overall, b.overall, noise_method=noise.method, change_low=low,
+                      change_high=high, note=noise.note)
 
 
 def compare_metrics(a: RunMetrics, b: RunMetrics) -> Comparison:

@@ -156,15 +156,21 @@ def _schema_check(document: Mapping[str, Any], path: Path) -> None:
 
 
 def read_metrics(run: str | Path) -> RunMetrics:
+    """A run directory's (or a file's) metrics.json, checked and read into records."""
     path = metrics_path(run)
-    document = read_json(path, "metrics file")
+    return parse_metrics(read_json(path, "metrics file"), path)
+
+
+def parse_metrics(document: Any, path: Path, check_schema: bool = True) -> RunMetrics:
+    """A metrics.json document already loaded (``path`` names it in errors)."""
     if not isinstance(document, dict):
         raise EvalkitError(f"{path} is not a metrics.json object")
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
         raise EvalkitError(f"{path} has schema version {version!r}; this evalkit reads {SCHEMA_VERSION} "
                            f"(rescore the run with this evalkit)")
-    _schema_check(document, path)
+    if check_schema:
+        _schema_check(document, path)
     stats = document.get("metrics")
     if not isinstance(stats, dict):
         raise EvalkitError(f"{path}: 'metrics' must be an object of stats")
