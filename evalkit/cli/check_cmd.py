@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
     compare = subparsers.add_parser(
         "compare", help="two runs' metrics side by side, with deltas and whether each is outside noise",
-        description="Each stat of A and B with its 95%% interval, the change B - A with its 95%% interval (paired "
+        description="Each stat of A and B with its 95% interval, the change B - A with its 95% interval (paired "
         "bootstrap over prompts when both runs resampled the same prompts), and whether it is outside noise. "
         "Stats with different comparability keys show which field differs instead of a number.")
     compare.add_argument("a", metavar="RUN_A")
