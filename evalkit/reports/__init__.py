@@ -9,6 +9,7 @@ The regression gate and the side-by-side comparison:
                  resampled the same prompts, else an unpaired rule from the two intervals or a two-proportion test
   ``baseline``   the versioned baseline file the gate reads: stats and per-metric tolerances
   ``gate``       ``check_run(run_dir, baseline_path) -> CheckResult`` (`evalkit check`) and ``update_baseline``
+  ``summary``    a gate result as an aligned terminal table and as a Markdown pull-request comment
   ``compare``    ``compare_runs(run_a, run_b) -> Comparison`` (`evalkit compare`)
   ``tables``     number formatting, aligned terminal tables and escaped Markdown (a pull-request comment)
 """

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evalkit.estimate import Estimate
-from evalkit.reports.baseline import (Baseline, Tolerance, baseline_from_run, read_baseline, write_baseline)
+from evalkit.reports.baseline import (DEFAULT_KEY, Baseline, Tolerance, baseline_from_run, read_baseline,
+                                      write_baseline)
 from evalkit.reports.keys import blocking_differences, noted_differences
 from evalkit.reports.noise import NONE, PAIRED, change_noise
 from evalkit.reports.records import RunMetrics, StatRecord, read_metrics
@@ -164,7 +165,8 @@ def check_stat(name: str, base: StatRecord, new: StatRecord | None, tolerance: T
 
 
 def _notes(baseline: Baseline, run: RunMetrics) -> list[str]:
-    notes: list[str] = []
+    notes = [f"tolerance for {name!r} matches no gated stat (gated: {', '.join(baseline.stats)})"
+             for name in baseline.tolerances if name != DEFAULT_KEY and name not in baseline.stats]
     for name, base in baseline.stats.items():
         new = run.stats.get(name)
         for difference in noted_differences(base.key, new.key) if new is not None else ():

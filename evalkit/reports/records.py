@@ -53,10 +53,12 @@ class Bootstrap:
         replicates = data["replicates"]
         if not isinstance(replicates, list) or not all(_is_number(r) for r in replicates):
             raise EvalkitError(f"{where}: bootstrap replicates must be a list of finite numbers")
+        if not all(isinstance(data[k], int) and not isinstance(data[k], bool) for k in ("resamples", "seed")):
+            raise EvalkitError(f"{where}: bootstrap resamples and seed must be integers")
         if len(replicates) != data["resamples"]:
             raise EvalkitError(f"{where}: {len(replicates)} bootstrap replicates, but resamples says "
                                f"{data['resamples']}")
-        return cls(str(data["unit"]), int(data["resamples"]), int(data["seed"]), str(data["prompts_hash"]),
+        return cls(str(data["unit"]), data["resamples"], data["seed"], str(data["prompts_hash"]),
                    tuple(float(r) for r in replicates))
 
 

@@ -229,3 +229,19 @@ def test_json_output(baseline, make_run, capsys):
     assert data["outcome"] == "regression" and data["exit_code"] == 1
     clip = next(c for c in data["checks"] if c["stat"] == "clip")
     assert clip["noise"]["method"] == PAIRED and clip["noise"]["change_high"] < 0 < -clip["delta"]
+
+
+def test_a_broken_baseline_file_is_one_line(make_run, baseline, capsys):
+    data = json.loads(baseline.read_text())
+    data["stats"]["clip"]["bootstrap"]["replicates"].pop()
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["check", str(make_run("z")), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert "199 bootstrap replicates, but resamples says 200" in err and err.count("\n") == 1
+
+
+def test_a_tolerance_for_no_gated_stat_is_noted(make_run, baseline):
+    set_tolerances(baseline, {"cilp": {"max_increase": 1.0}})
+    result = check_run(make_run("t"), baseline)
+    assert result.exit_code == 0 and any("'cilp' matches no gated stat" in note for note in result.notes)

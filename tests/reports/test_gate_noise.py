@@ -13,7 +13,7 @@ from scipy.stats import binom
 
 from evalkit.metrics.frechet import FrechetReference
 from evalkit.reports.baseline import baseline_from_run
-from evalkit.reports.gate import EXIT_REGRESSION, check_metrics
+from evalkit.reports.gate import check_metrics
 from evalkit.reports.noise import PAIRED, UNPAIRED
 from evalkit.reports.records import parse_metrics
 from tests.reports.simulate import SimulatedModel, document, frechet_stat, mean_stat, prompt_keys
