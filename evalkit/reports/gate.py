@@ -145,7 +145,7 @@ def check_stat(name: str, base: StatRecord, new: StatRecord | None, tolerance: T
         low, high = noise.bounds(delta, alpha)
     common = dict(baseline=base.overall, new=new.overall, higher_is_better=base.higher_is_better,
                   noise_method=noise.method, change_low=low, change_high=high, alpha=alpha if noise.known else None)
-    paired = "" if noise.method in (PAIRED, NONE) else f" [{noise.method}{': ' + noise.note if noise.note else ''}]"
+    method_note = "" if noise.method in (PAIRED, NONE) else f" [{noise.method}{': ' + noise.note if noise.note else ''}]"
     if tolerance.rule in ("max_increase", "max_rel_increase"):
         limit = tolerance.limit * (abs(scale) if tolerance.rule == "max_rel_increase" else 1.0)
         verdict = REGRESSION if worse > limit else PASS
@@ -155,7 +155,7 @@ def check_stat(name: str, base: StatRecord, new: StatRecord | None, tolerance: T
     if not noise.known:
         return StatCheck(name, ERROR, tolerance, _no_noise_message(base, noise.note), **common)
     worse_low, worse_high = sorted((sign * low, sign * high))
-    text = _bounds_text(worse_low, worse_high, scale, alpha) + paired
+    text = _bounds_text(worse_low, worse_high, scale, alpha) + method_note
     if worse_low > tolerance.min_effect:
         floor = f" > {format_number(tolerance.min_effect, scale)}" if tolerance.min_effect else " > 0"
         return StatCheck(name, REGRESSION, tolerance, f"outside noise: {text}; its lower bound is{floor}", **common)
