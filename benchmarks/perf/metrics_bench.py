@@ -88,6 +88,7 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory(prefix="evalkit-bench-") as tmp:
             tmp = Path(tmp)
+            os.environ["EVALKIT_CACHE_DIR"] = str(tmp / "cache")  # no user cache helps or is touched
             half = args.images // 2
             inputs = {"weights": save_random_weights(tmp / "inception.pth"),
                       "a": make_images(tmp / "a", half, 1), "b": make_images(tmp / "b", half, 2)}

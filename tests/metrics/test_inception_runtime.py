@@ -103,3 +103,23 @@ def test_folding_batchnorm_keeps_the_maths(weights):
     x = torch.randn(3, 3, 299, 299, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         assert_same_features(folded(x).numpy(), pool3_features(plain_net, x).numpy())
+
+
+@pytest.mark.skipif(not inception_runtime.openvino_available(), reason="openvino is not installed")
+def test_openvino_conversion_is_cached_and_a_damaged_entry_replaced(weights, images_299, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(inception_runtime, "_COMPILED", {})
+
+    def features():
+        inception_runtime._COMPILED.clear()  # as in a new process
+        return InceptionFeatures(weights, resize="tf1", backend="openvino", workers=0).compute(images_299[:2])
+
+    first = features()
+    cached = inception_runtime.converted_model_path(InceptionFeatures(weights).weights_sha256)
+    assert cached.is_file() and cached.with_suffix(".bin").is_file()
+    convert = inception_runtime._convert
+    monkeypatch.setattr(inception_runtime, "_convert", lambda net: pytest.fail("converted again despite the cache"))
+    assert np.array_equal(features(), first)
+    cached.write_text("<not an IR")
+    monkeypatch.setattr(inception_runtime, "_convert", convert)
+    assert np.array_equal(features(), first) and cached.read_text().startswith("<?xml")

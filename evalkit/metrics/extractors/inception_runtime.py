@@ -5,7 +5,8 @@ Backends (the inception extractor's ``backend`` setting):
   auto      openvino on a CPU when the package is installed, else torch
   openvino  the same torch-fidelity modules converted by OpenVINO (``torch.export`` graph -> ``ov.convert_model``),
             run in fp32 (``INFERENCE_PRECISION_HINT=f32``: OpenVINO would otherwise pick bf16 on CPUs that have it)
-            with one single-threaded stream per torch thread, the batch split across the streams
+            with one single-threaded stream per torch thread, the batch split across the streams; the converted
+            network is cached (``$EVALKIT_CACHE_DIR/openvino``, keyed by the weights' sha256 and OpenVINO's version)
   torch     torch-fidelity's modules with each BatchNorm folded into its convolution (``fuse_conv_bn_eval``: the
             same affine maps, one pass less over every activation), channels_last; always the path on CUDA/MPS
 
@@ -20,11 +21,16 @@ TorchScript trace+freeze 2.6 (and deprecated), optimize_for_inference 2.0, ONNX 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from evalkit import paths
 from evalkit.errors import EvalkitError
 from evalkit.metrics import inception
 
@@ -83,40 +89,86 @@ def torch_forward(net: torch.nn.Module, device: str) -> Forward:
 _COMPILED: dict[tuple[str, int], object] = {}  # (weights sha256, streams) -> compiled model, for this process
 
 
+def converted_model_path(weights_sha256: str) -> Path:
+    """Where the converted network (OpenVINO IR: .xml graph + .bin weights) is cached, per weights file and
+    OpenVINO version."""
+    import openvino as ov
+
+    version = re.sub(r"[^0-9A-Za-z.]+", "_", ov.__version__.split("-")[0])
+    return paths.cache_dir("openvino") / f"inception-pool3-{weights_sha256[:32]}-ov{version}.xml"
+
+
+def _convert(net: torch.nn.Module):
+    import openvino as ov
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    example = (torch.zeros(2, 3, inception.INPUT_SIZE, inception.INPUT_SIZE),)
+    return ov.convert_model(torch.export.export(Pool3(net).eval(), example, dynamic_shapes=({0: batch},)))
+
+
+def _save_converted(model, target: Path) -> None:
+    """Write .bin then .xml through renames from a temporary folder beside them, so a reader finds either no
+    .xml or a complete pair; an unwritable cache only costs the next conversion."""
+    import openvino as ov
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".tmp-", dir=target.parent) as tmp:
+            ov.save_model(model, str(Path(tmp) / target.name), compress_to_fp16=False)
+            os.replace(Path(tmp) / target.with_suffix(".bin").name, target.with_suffix(".bin"))
+            os.replace(Path(tmp) / target.name, target)
+    except OSError:
+        pass
+
+
+def _converted(net: torch.nn.Module, weights_sha256: str):
+    """The network as an OpenVINO model: from the cache when converted before (a conversion takes ~10-40 s on
+    2 cores, reading the cached IR well under a second), else converted and cached."""
+    import openvino as ov
+
+    target = converted_model_path(weights_sha256)
+    if target.is_file() and target.with_suffix(".bin").is_file():
+        try:
+            return ov.Core().read_model(str(target))
+        except RuntimeError:
+            pass  # a damaged entry is converted again and replaced
+    model = _convert(net)
+    _save_converted(model, target)
+    return model
+
+
 def _openvino_compiled(net: torch.nn.Module, weights_sha256: str, streams: int):
-    """Convert once per weights file and stream count in a process (a conversion takes seconds; tests and
-    benchmarks build many extractors on one weights file)."""
+    """Compile once per weights file and stream count in a process (tests and benchmarks build many extractors
+    on one weights file)."""
     import openvino as ov
 
     key = (weights_sha256, streams)
     if key not in _COMPILED:
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        example = (torch.zeros(2, 3, inception.INPUT_SIZE, inception.INPUT_SIZE),)
-        exported = torch.export.export(Pool3(net).eval(), example, dynamic_shapes=({0: batch},))
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams,
                   "INFERENCE_NUM_THREADS": streams}
         if len(_COMPILED) >= 2:
             _COMPILED.clear()
-        _COMPILED[key] = ov.Core().compile_model(ov.convert_model(exported), "CPU", config)
+        _COMPILED[key] = ov.Core().compile_model(_converted(net, weights_sha256), "CPU", config)
     return _COMPILED[key]
 
 
 def openvino_forward(net: torch.nn.Module, weights_sha256: str) -> Forward:
     """Split each batch across the streams (one thread each: no barrier between the two cores per layer, which
-    is what made two streams faster than one two-thread stream) and gather the outputs in order."""
-    import openvino as ov
-
+    is what made two streams faster than one two-thread stream), one infer request per stream, outputs in order.
+    Plain requests, no AsyncInferQueue: with its Python callbacks a test run hung now and then (most likely an
+    OpenVINO thread waiting for the GIL held by a thread destroying the queue); these need no GIL."""
     streams = max(1, torch.get_num_threads())
     compiled = _openvino_compiled(net, weights_sha256, streams)
-    queue = ov.AsyncInferQueue(compiled, streams)
+    requests = [compiled.create_infer_request() for _ in range(streams)]
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
         parts = [p.contiguous().numpy() for p in torch.chunk(batch.float().cpu(), streams)]
-        outputs: list = [None] * len(parts)
-        queue.set_callback(lambda request, i: outputs.__setitem__(i, request.get_output_tensor(0).data.copy()))
-        for i, part in enumerate(parts):
-            queue.start_async({0: part}, i)
-        queue.wait_all()
+        for request, part in zip(requests, parts):
+            request.start_async({0: part})
+        outputs = []
+        for request, _ in zip(requests, parts):
+            request.wait()
+            outputs.append(request.get_output_tensor(0).data.copy())
         return torch.from_numpy(np.concatenate(outputs))
 
     return forward
