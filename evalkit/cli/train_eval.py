@@ -24,9 +24,9 @@ from typing import Any, Sequence
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
+from evalkit.metrics.toyworld import QUESTIONS
 
 EVAL_BENCHMARKS = {"validation": "toyworld-validation", "heldout": "toyworld"}
-QUESTIONS = ("colour", "shape", "binding", "size", "count", "position", "all")
 COLUMNS = ("step", "benchmark", "n_prompts", "images_per_prompt", "run",
            *[f"{q}{suffix}" for q in QUESTIONS for suffix in ("", "_low", "_high", "_n")])
 
