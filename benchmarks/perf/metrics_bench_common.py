@@ -82,3 +82,27 @@ def matmul_gflops(n: int = 4096, repeats: int = 3) -> float:
 def spread(values: list[float]) -> float:
     """(max - min) / max of repeated measurements: how noisy the repeats were."""
     return (max(values) - min(values)) / max(values) if values and max(values) > 0 else 0.0
+
+
+def openvino_matmul_gflops(n: int = 4096, repeats: int = 3) -> float | None:
+    """The same product run by OpenVINO (oneDNN's kernels, which the network's convolutions also use) on the
+    torch thread count: on AMD CPUs torch's MKL sgemm may not reach the machine's peak, so the larger of the two
+    is the stricter limit. None without openvino."""
+    try:
+        import openvino as ov
+        import openvino.opset13 as ops
+    except ImportError:
+        return None
+    x = ops.parameter([n, n], ov.Type.f32)
+    weights = ops.constant(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    model = ov.Model([ops.matmul(x, weights, False, False)], [x])
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+    request, data = compiled.create_infer_request(), np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    request.infer({0: data})
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        request.infer({0: data})
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9

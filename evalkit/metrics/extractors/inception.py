@@ -4,7 +4,7 @@ torchmetrics, torch-fidelity, pytorch-fid and clean-fid all use), with a resize 
 Settings: ``resize`` in torchmetrics (default), tf1, clean, pytorch-fid (see evalkit.metrics.inception, where each
 mode's maths is written out); ``crop_size`` N: a square centre crop then PIL bicubic resize to N x N before the resize
 mode, the treatment the COCO reference protocol gives real images (``none`` by default); ``backend`` auto (default),
-openvino or torch: what runs the network (evalkit.metrics.extractors.inception_runtime: OpenVINO fp32 is ~1.5-2x
+openvino or torch: what runs the network (evalkit.metrics.extractors.inception_runtime: OpenVINO fp32 is ~1.3-1.5x
 faster on a CPU, features equal to ~1e-6 relative).
 """
 

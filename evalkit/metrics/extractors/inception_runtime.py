@@ -10,12 +10,17 @@ Backends (the inception extractor's ``backend`` setting):
   torch     torch-fidelity's modules with each BatchNorm folded into its convolution (``fuse_conv_bn_eval``: the
             same affine maps, one pass less over every activation), channels_last; always the path on CUDA/MPS
 
-Why (2 shared CPU cores, AMD EPYC with AVX-512; ``python benchmarks/perf/metrics_bench.py --parts a``,
-reports/perf/metrics.md): network-only images/s at batch 32, all variants interleaved in one process,
-load average 6-10 at the time so only the ratios mean anything: eager channels_last 2.4, BatchNorm folded 2.7,
-TorchScript trace+freeze 2.6 (and deprecated), optimize_for_inference 2.0, ONNX Runtime 3.9, OpenVINO one stream
-4.2-4.5, OpenVINO two streams 5.8. Every variant's features agree with eager torch to <= 1e-6 relative
-(max |diff| / max |feature|); the FID equality to torchmetrics is measured end to end in the benchmark.
+Why (2 CPU cores, AMD EPYC with AVX-512, shared; reports/perf/metrics.md, parts v and a of
+``python benchmarks/perf/metrics_bench.py``). The network alone, batch 32, variants interleaved round by round,
+median images/s at load average ~2 (torch's 4096^3 fp32 matmul: 152-185 GFLOP/s, i.e. ~15.5 images/s at 11.4
+GFLOP an image): torch eager channels_last (the earlier path) 12.6, BatchNorm folded 14.1, TorchScript
+trace + freeze 13.7 (and deprecated), OpenVINO one 2-thread stream 17.6, two 1-thread streams 18.7; at load
+average 6-10 the order was the same (2.4, 2.7, 2.6, 4.2-4.5, 5.8) with ONNX Runtime at 3.9 and TorchScript's
+optimize_for_inference at 2.0 behind OpenVINO. The whole feature pipeline (files, decode and resize in 2 threads,
+network) at N = 400: OpenVINO 11.6-16.7 images/s, torch 6.9-12.8, across two rounds. Every variant's features
+agree with eager torch to <= 1e-6 relative (max |diff| / max |feature|); FID from files differs from
+torchmetrics' by 2.4e-5 relative for both backends. OpenVINO is a ~180 MB wheel: worth ~1.3x on the network
+over the best torch path, so ``auto`` uses it when installed and falls back to torch without it.
 """
 
 from __future__ import annotations
