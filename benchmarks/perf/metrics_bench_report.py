@@ -65,7 +65,7 @@ def section_a(runs: list[dict]) -> list[str]:
     ours = [x["evalkit_openvino"] for x in runs] + [x["evalkit_torch"] for x in runs]
     goal = min(f["of_limit"] for f in feats)
     worst_rel = max(o["fid_rel_diff"] for o in ours)
-    lines += ["", f"Goal >= 75% of the limit at FID rel. diff <= 1e-4: the feature pipeline reaches **{100 * goal:.0f}%** "
+    lines += ["", f"Goal >= 75% of the limit at FID rel. diff <= 1e-4: the feature pipeline reaches **{100 * goal:.1f}%** "
               f"in the worst round of {len(runs)} run(s) (best round {100 * max(f['of_limit_best'] for f in feats):.0f}%): "
               f"{_verdict(goal >= 0.75)}; FID rel. diff at most {worst_rel:.1e} ({_verdict(worst_rel <= 1e-4)}). "
               f"From files to FID, smallest round: openvino "
@@ -116,6 +116,37 @@ def section_b(runs: list[dict]) -> list[str]:
             f"(goal <= 1e-6: {_verdict(r['rel_diff'] <= 1e-6)}).", "", "Runs:"] + _runs_line(runs) + [""]
 
 
+def summary(results: dict) -> list[str]:
+    """The headline numbers, each the conservative one over runs, with its goal."""
+    runs, lines = results["runs"], ["## Summary", ""]
+    if runs.get("a"):
+        feats = [r["evalkit_openvino_features"] for r in runs["a"]]
+        rel = max(max(r["evalkit_openvino"]["fid_rel_diff"], r["evalkit_torch"]["fid_rel_diff"]) for r in runs["a"])
+        worst = min(f["of_limit"] for f in feats)
+        lines.append(f"- (a) Inception feature pipeline (backend=openvino, the default on a CPU): "
+                     f"{min(f['img_s'] for f in feats):.1f}-{max(f['img_s_best'] for f in feats):.1f} images/s = "
+                     f"{100 * worst:.1f}%-{100 * max(f['of_limit_best'] for f in feats):.0f}% of the torch-matmul limit "
+                     f"(goal 75%: {_verdict(worst >= 0.75)} in the worst round; see (a) for the rounds and load); "
+                     f"files to FID {min(r['evalkit_openvino']['vs_torchmetrics'] for r in runs['a']):.2f}x "
+                     f"torchmetrics (smallest round), FID rel. diff {rel:.1e} (goal <= 1e-4: {_verdict(rel <= 1e-4)}).")
+    if runs.get("b"):
+        b = min(runs["b"], key=lambda x: x["speedup_cached"])
+        lines.append(f"- (b) Frechet distance at d = 2048: {b['speedup_cached']:.1f}x scipy's sqrtm with the cached "
+                     f"reference factor, rel. diff {b['rel_diff']:.0e}.")
+    if runs.get("e"):
+        e = min(runs["e"], key=lambda x: x["speedup"])
+        lines.append(f"- (e) one scoring call (FID, KID, CMMD, PRDC, FD-DINOv2, CLIP score) vs the references run "
+                     f"separately: **{e['speedup']:.2f}x** at N = {e['n_per_side']} per side (goal >= 3x: "
+                     f"{_verdict(e['speedup'] >= 3)}), with the smaller networks named in (e).")
+    if runs.get("f"):
+        peaks = {w: max(r[w]["peak_rss_mib"] for r in runs["f"] if w in r) for w in ("kid", "cmmd", "prdc")
+                 if any(w in r for r in runs["f"])}
+        lines.append(f"- (f) at {runs['f'][-1]['n']:,} x 2048 per side, peak RSS (whole process): "
+                     + ", ".join(f"{w.upper()} {v / 1024:.2f} GiB" for w, v in peaks.items())
+                     + f" (goal <= 4 GiB: {_verdict(max(peaks.values()) <= 4096)}).")
+    return lines + [""]
+
+
 SECTIONS = {"a": section_a, "v": section_v, "b": section_b}
 
 
@@ -127,7 +158,7 @@ def write(path: Path, results: dict) -> None:
     lines = ["# Metrics performance", "",
              "Reproduce everything: `python benchmarks/perf/metrics_bench.py` (all parts; raw numbers, every run, in "
              "`metrics.json` next to this file); each section names the command of each run.", ""]
-    lines += machine_lines(results)
+    lines += machine_lines(results) + summary(results)
     for part, write_section in sections.items():
         if results["runs"].get(part):
             lines += write_section(results["runs"][part])
