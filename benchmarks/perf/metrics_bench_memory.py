@@ -122,7 +122,7 @@ def section_f(runs: list[dict]) -> list[str]:
     n = runs[-1]["n"]
     whole = 3 * n * n * 4 / 2**30
     lines += ["", f"For scale: the prdc package holds whole n x n distance "
-              f"matrices, {n * n * 4 / 2**30:.1f} GiB each in float32 at n = {n:,} ({whole:.0f} GiB for the real-real, "
+              f"matrices, {n * n * 4 / 1e9:.1f} GB ({n * n * 4 / 2**30:.1f} GiB) each in float32 at n = {n:,} ({whole:.0f} GiB for the real-real, "
               "fake-fake and real-fake ones), by arithmetic: not run here, as the machine has 24 GiB shared.",
               "", "Runs:"]
     lines += [f"- {r['measured_at']}, load average {r['load_before'][0]} before, {r['load_after'][0]} after: "

@@ -75,7 +75,9 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
-    """Each BasicConv2d's conv + BatchNorm (eval mode) as one convolution with a bias, in place."""
+    """Each BasicConv2d's conv + BatchNorm (eval mode) as one convolution with a bias, in place:
+    BN(W * x) = g (W * x - m) / sqrt(v + eps) + b = W' * x + b' with W' = W g / sqrt(v + eps) per output channel
+    and b' = b - g m / sqrt(v + eps) (g, b: the BatchNorm's scale and shift; m, v: its running mean, variance)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for module in net.modules():
