@@ -8,10 +8,8 @@ looked up by opaque id (``images.image_bytes``), and every query here is scoped 
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
-import sys
+from typing import Callable
 
 import streamlit as st
 
@@ -24,33 +22,19 @@ from evalkit.rating.session import check_token, next_trial, progress, record_ans
 ANSWER_LABELS = {"left": "◀ Left set", "tie": "Indifferent", "right": "Right set ▶"}
 # One hand per question (left/indifferent/right), so a trial is three key presses: e.g. A, L, Enter.
 ANSWER_KEYS = {"quality": ("A", "S", "D"), "alignment": ("J", "K", "L")}
-MIN_ADMIN_TOKEN = 16
-
-
-def settings(argv: list[str] | None = None) -> tuple[str, str | None]:
-    parser = argparse.ArgumentParser(prog="streamlit run app.py --")
-    parser.add_argument("--db", default=os.environ.get("EVALKIT_STUDY_DB"))
-    parser.add_argument("--admin-token", default=os.environ.get("EVALKIT_ADMIN_TOKEN"))
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    if not args.db:
-        raise EvalkitError("no study database: pass `-- --db study.sqlite` or set EVALKIT_STUDY_DB")
-    token = args.admin_token or None
-    if token is not None and len(token) < MIN_ADMIN_TOKEN:
-        raise EvalkitError(f"the admin token must be at least {MIN_ADMIN_TOKEN} characters; admin page disabled")
-    return args.db, token
-
-
 # Streamlit's default top padding is ~6rem; reclaim it so a trial fits a laptop screen without scrolling.
 COMPACT_CSS = "<style>[data-testid='stMainBlockContainer']{padding-top:3.5rem;padding-bottom:1rem}</style>"
 
 
-def main() -> None:
+def main(read_settings: Callable[[], tuple[str, str | None]]) -> None:
+    """The app; ``read_settings`` returns (study database path, admin token or None) or raises EvalkitError, which
+    the page shows (app.py passes the command-line reader from evalkit.cli.app_args)."""
     # collapsed sidebar: on a laptop screen both image sets and the questions must fit without scrolling
     st.set_page_config(page_title="Image rating study", page_icon="🖼", layout="wide",
                        initial_sidebar_state="collapsed")
     st.html(COMPACT_CSS)
     try:
-        db_path, admin_token = settings()
+        db_path, admin_token = read_settings()
         conn = db.connect(db_path)
     except EvalkitError as error:
         st.error(str(error))
