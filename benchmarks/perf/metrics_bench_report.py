@@ -77,7 +77,16 @@ def section_a(runs: list[dict]) -> list[str]:
               f"Noise: matmul GFLOP/s varied up to {100 * max(x['gflops_spread'] for x in runs):.0f}% within a run; "
               f"the openvino feature pipeline's images/s up to {100 * max(f['spread'] for f in feats):.0f}% between "
               f"rounds, torchmetrics up to {100 * max(x['torchmetrics']['spread'] for x in runs):.0f}%.", "",
-              "Runs:"] + _runs_line(runs) + [""]
+              "Per run (feature pipeline, backend=openvino):"]
+    for x in runs:
+        f = x["evalkit_openvino_features"]
+        strict = (f"; {100 * f['of_strict_limit']:.0f}% of the stricter OpenVINO-matmul limit "
+                  f"({x['ov_limit_gflops']:.0f} GFLOP/s)" if x.get("ov_limit_gflops") else "")
+        lines.append(f"- {x['measured_at']}: {', '.join('%.1f' % v for v in f['img_s_all'])} images/s by round, "
+                     f"torch matmul best {x['limit_gflops']:.0f} GFLOP/s -> {100 * f['of_limit']:.1f}% worst, "
+                     f"{100 * f['of_limit_best']:.0f}% best{strict}; files to FID "
+                     f"{x['evalkit_openvino']['vs_torchmetrics']:.2f}x torchmetrics.")
+    lines += ["", "Runs:"] + _runs_line(runs) + [""]
     return lines
 
 
