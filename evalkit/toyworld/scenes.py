@@ -15,7 +15,7 @@ every combination (for chance baselines).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from evalkit.errors import EvalkitError
@@ -232,3 +232,11 @@ def sample_scene(rng: Any, split: str = "train", category: str | None = None,
     elif category not in _BUILDERS:
         raise EvalkitError(f"unknown toy-world category {category!r}; expected one of {', '.join(CATEGORIES)}")
     return _BUILDERS[category](draw, split)
+
+
+def replace_in_cells(scene: Scene, rng: Any) -> Scene:
+    """Another ground-truth image of the same caption: every object keeps its shape, colour, size and grid cell
+    (so counts, relations and regions stay true) and is re-jittered within the cell exactly as ``_place`` draws it."""
+    draw = rng if isinstance(rng, _Draw) else _Draw(rng)
+    objects = tuple(_place(draw, o.shape, o.colour, o.size, tuple(o.cell)) for o in scene.objects)
+    return replace(scene, objects=objects)
