@@ -11,6 +11,13 @@ from evalkit.errors import EvalkitError
 
 
 def plot_summary(summary: dict[str, Any], out: str | Path) -> Path:
+    out = Path(out)
+    atomic.write_bytes(out, summary_png(summary))
+    return out
+
+
+def summary_png(summary: dict[str, Any], dpi: int = 120) -> bytes:
+    """The chart as PNG bytes (no Software metadata, so the same summary gives the same bytes)."""
     import io
 
     import matplotlib
@@ -55,11 +62,9 @@ def plot_summary(summary: dict[str, Any], out: str | Path) -> Path:
                 ax.set_xlabel("% preferring A (ties = 1/2), 95% CI")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
-    out = Path(out)
-    atomic.write_bytes(out, buffer.getvalue())
-    return out
+    return buffer.getvalue()
 
 
 def _short(name: str, limit: int = 28) -> str:
