@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "evalkit.cli.study_cmd",
     "evalkit.cli.metrics_cmd",
     "evalkit.cli.check_cmd",
+    "evalkit.cli.report_cmd",
     "evalkit.cli.weights_cmd",
 ]
 
