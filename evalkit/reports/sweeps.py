@@ -35,7 +35,16 @@ LOCATION_FIELDS = ("checkpoint", "model_path")  # where the weights were found; 
 DISTANCE_ORDER = ("fid", "fd-dinov2", "cmmd", "kid", "fid-clip", "fd")
 ALIGNMENT_ORDER = ("clip", "toyworld.all")
 ALIGNMENT_FAMILIES = ("clip", "toyworld")
-ABSENT = "absent"  # the value of a setting a run's config does not have
+
+
+class _Absent:
+    """The value of a setting a run's config does not have."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = _Absent()
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ def _group_key(manifest: Mapping[str, Any]) -> tuple:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return "\0absent" if value is ABSENT else json.dumps(value, sort_keys=True, default=str)
 
 
 def _is_number(value: Any) -> bool:
@@ -100,8 +109,10 @@ def value_text(value: Any, field: str, manifest: Mapping[str, Any]) -> str:
         config = (manifest.get("adapter") or {}).get("config") or {}
         where = next((str(config[n]) for n in LOCATION_FIELDS if config.get(n)), "")
         return f"{where} ({str(value)[:12]})" if where else str(value)[:12]
+    if value is ABSENT:
+        return "absent"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "[]"
     return "none" if value is None else str(value)
@@ -230,8 +241,9 @@ def sweep_table(sweep: Sweep, names: Sequence[str], records: Mapping[str, StatRe
             best = (max if records[name].higher_is_better else min)(v for _, v in values)
             marked.update((i, column) for i, v in values if v == best)
     return Table((sweep.field, "run", *(_arrow(records[n]) for n in names)), rows,
-                 caption=f"{len(sweep.runs)} runs differing only in {sweep.field}; 95% intervals in brackets where "
-                         "the metric has one; ↑ higher is better, ↓ lower is better; marked: the best of each column",
+                 caption=f"{len(sweep.runs)} runs differing only in {sweep.field}; 95% intervals in brackets "
+                         "where the metric has one; ↑ higher is better, ↓ lower is better; marked: the best of each "
+                         "column",
                  marked=frozenset(marked))
 
 

@@ -25,7 +25,8 @@ N_BOOT = 60
 
 
 def _vote(path, rater: str, prefer_first: dict[str, float], attentive: bool, rng: random.Random) -> None:
-    """A simulated rater: prefers model A with a per-category probability, controls right when attentive."""
+    """A simulated rater: ties now and then, else prefers A with a per-category probability; controls
+    answered right when attentive."""
     conn = db.connect(path)
     try:
         sign_in(conn, rater)
@@ -41,8 +42,9 @@ def _vote(path, rater: str, prefer_first: dict[str, float], attentive: bool, rng
                 if trial["kind"] == "control" and question in expected:
                     want = expected[question] if attentive else ("B" if expected[question] == "A" else "A")
                 else:
-                    roll = rng.random()
-                    want = "A" if roll < prefer_first[trial["category"]] else ("tie" if roll < 0.95 else "B")
+                    # one vote in ten a tie, else A with the category's probability
+                    first = rng.random() < prefer_first[trial["category"]]
+                    want = "tie" if rng.random() < 0.1 else ("A" if first else "B")
                 answers[question] = "tie" if want == "tie" else ("left" if want == left else "right")
             record_answers(conn, rater, view.trial_id, answers)
     finally:

@@ -89,11 +89,12 @@ def make_run(tmp_path, reference):
         for r in records:
             run.save_image(r, Image.new("RGB", (8, 8), (30 * r.prompt_index, 20 * r.sample, len(run_id) * 9 % 256)))
         toyworld, clip_metric, fid_metric = (load_metric(n) for n in ("toyworld", "clip", "fid"))
+        clip_estimate = Estimate(clip[0], clip[1], clip[2], N, "bootstrap-prompts")
         results = [(toyworld, _defaults(toyworld), [Stat("toyworld.all", wilson(correct, N))]),
-                   (clip_metric, _defaults(clip_metric),
-                    [Stat("clip", Estimate(clip[0], clip[1], clip[2], N, "bootstrap-prompts"), extractor=clip_extractor)])]
+                   (clip_metric, _defaults(clip_metric), [Stat("clip", clip_estimate, extractor=clip_extractor)])]
         if fid is not None:
-            results.append((fid_metric, _defaults(fid_metric), [Stat("fid", Estimate.point(fid, N), extractor=INCEPTION)]))
+            fid_stat = Stat("fid", Estimate.point(fid, N), extractor=INCEPTION)
+            results.append((fid_metric, _defaults(fid_metric), [fid_stat]))
         document = metrics_file.build(open_side(run.path), open_side(reference), results, [])
         metrics_file.merge_and_write(open_run(run.path), document)
         return manifest, read_metrics(run.path)
@@ -233,3 +234,12 @@ def test_categorical_sampler_sweep_and_deterministic_bytes(make_run):
     assert section.data["pareto"]["front"] == ["dpm++2m"]  # best on both
     assert [f.png for f in _blocks(first[0], Figure)] == [f.png for f in _blocks(second[0], Figure)]
     assert first[0].data == second[0].data
+
+
+def test_a_setting_one_config_lacks_is_swept_as_absent(make_run):
+    # the imagen adapter writes "experts" only for checkpoints that have one
+    runs = [make_run("plain", edit_manifest=lambda m: m["adapter"]["config"].pop("experts")), make_run("expert")]
+    [section] = sweep_sections(runs)
+    assert section.data["field"] == "experts" and section.data["kind"] == "categorical"
+    assert [(r["label"], r["value"]) for r in section.data["runs"]] == [("absent", None),
+                                                                        ("base_expert", ["base_expert"])]
