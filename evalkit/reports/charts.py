@@ -57,11 +57,12 @@ def interval_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Es
             ax.spines[side].set_visible(False)
         if title:
             ax.set_title(_plain(title), fontsize=10, loc="left")
-        if len(series) > 1:
-            ax.legend(fontsize=8, frameon=False, loc="lower right")
+        if len(series) > 1:  # above the axes, never over a bar
+            ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0 if not title else 1.08),
+                      ncol=min(len(series), 2), borderaxespad=0.3)
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=DPI)
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.12)
         return buffer.getvalue()
     finally:
         plt.close(fig)
