@@ -18,10 +18,8 @@ import torch
 from evalkit.estimate import Estimate
 from evalkit.metrics.base import (Needs, Option, Stat, parse_bool, parse_non_negative_int, parse_positive_float,
                                   parse_positive_int)
-from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash
+from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash, recentred_interval
 
-# Below this many images the 2048x2048 covariance is rank-deficient and FID is strongly biased upwards.
-FID_MIN_IMAGES = 2048
 
 
 def _extractor_option(default: str) -> Option:
@@ -74,7 +72,7 @@ class FeatureMetric:
         for name in self.stats:
             estimate, stat_details = overall[name], dict(details)
             if replicates:
-                low, high = percentile_interval(replicates["values"][name])
+                low, high = recentred_interval(replicates["values"][name], estimate.value)
                 estimate = Estimate(estimate.value, low, high, estimate.n, "bootstrap-prompts")
                 stat_details["bootstrap"] = {**replicates["about"], "replicates": replicates["values"][name]}
             stats.append(Stat(name, estimate,
@@ -119,11 +117,14 @@ def _frechet_measure(name: str):
 
 
 def _frechet_details(ctx, prepared, options) -> dict:
-    _, n_ref = prepared
-    small = [n for n in (len(ctx.images), n_ref) if n is not None and n < FID_MIN_IMAGES]
+    # Fewer images than feature dimensions (2048 for Inception): the covariance is rank-deficient and the
+    # distance strongly biased upwards.
+    reference, n_ref = prepared
+    dim = len(reference.mu)
+    small = [n for n in (len(ctx.images), n_ref) if n is not None and n < dim]
     if small:
         ctx.warnings.append(
-            f"Frechet distance from {min(small)} images (< {FID_MIN_IMAGES}) uses a rank-deficient covariance and "
+            f"Frechet distance from {min(small)} images (< {dim} feature dimensions) uses a rank-deficient covariance and "
             "is biased upwards; compare only values with the same N, or use KID, which is unbiased at small N")
     return {"n_reference": n_ref}
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from evalkit import __version__
-from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash
+from evalkit.metrics.bootstrap import percentile_interval, prompt_resamples, prompts_hash, recentred_interval
 
 HASH = "sha256:" + "ab" * 32
 KEY = {
@@ -37,7 +37,8 @@ def prompt_keys(prompts: int, per_prompt: int) -> np.ndarray:
 def bootstrap_stat(value: float, keys: np.ndarray, replicates: list[float], resamples: int, seed: int,
                    higher_is_better: bool = True, metric: str = "clip", key: dict | None = None) -> dict[str, Any]:
     """One stat of metrics.json with a bootstrap-prompts interval and its replicates."""
-    low, high = percentile_interval(replicates)
+    # as `evalkit score` does: CLIP score's clustered mean is unbiased, a distance's replicates are recentred
+    low, high = percentile_interval(replicates) if metric == "clip" else recentred_interval(replicates, value)
     stat_key = copy.deepcopy(key or KEY)
     stat_key["n_images"], stat_key["images_per_prompt"] = len(keys), int(len(keys) // len(set(keys.tolist())))
     return {"metric": metric, "higher_is_better": higher_is_better,
