@@ -12,4 +12,17 @@ The regression gate and the side-by-side comparison:
   ``summary``    a gate result as an aligned terminal table and as a Markdown pull-request comment
   ``compare``    ``compare_runs(run_a, run_b) -> Comparison`` (`evalkit compare`)
   ``tables``     number formatting, aligned terminal tables and escaped Markdown (a pull-request comment)
+
+The report (`evalkit report`): ``report.build_report(runs, study) -> Report`` and ``write_report(report, out_dir)``
+  ``document``       the report as typed sections and blocks (no markup)
+  ``loading``        ``load_runs(paths) -> [ReportRun]``: manifest, index rows, metrics, groups, generation block
+  ``metric_tables``  the metric table per benchmark (interval, N, direction, best marked) and the key table
+  ``categories``     per-category tables and interval bar charts (``charts``: PNG bytes, Agg)
+  ``grids``          image grids: per category a few prompts x samples, runs side by side
+  ``run_info``       generation efficiency and provenance per run
+  ``published``      published zero-shot COCO FID-30K numbers, shown beside a coco run's FID
+  ``sweeps``, ``study_section``   runs differing in one setting; the human study
+  ``render_html``    one self-contained report.html (``html_style``: its inline CSS)
+  ``render_md``      report.md with figures and images beside it; ``render_json``: report.json
+  ``report_format``  estimate cells, anchors, short hashes shared by the builders
 """

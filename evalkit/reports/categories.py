@@ -62,9 +62,9 @@ def group_section(runs: Sequence[ReportRun], benchmark: str, stat: str, kind: st
     png = interval_bars(labels, series, f"{stat} ({direction(higher)} is better), 95% interval")
     figure = Figure(png, f"{stat} per {title}, with 95% intervals; runs side by side.",
                     f"Bar chart of {stat} per {title} for {len(runs)} run(s)", f"{name}.png")
-    data = {"stat": stat, "group": kind,
-            "values": {run.label: {label: est.to_json() for label, est in run.groups.get(stat, {}).get(kind, {}).items()}
-                       for run in runs if run.groups.get(stat, {}).get(kind)}}
+    values = {run.label: {label: est.to_json() for label, est in run.groups.get(stat, {}).get(kind, {}).items()}
+              for run in runs if run.groups.get(stat, {}).get(kind)}
+    data = {"stat": stat, "group": kind, "values": values}
     return Section(f"{stat} by {title}", name, (table, figure), data=data)
 
 

@@ -48,7 +48,7 @@ def _cell(run: ReportRun, record: ImageRecord | None) -> GridImage | None:
 
 
 def category_grid(runs: Sequence[ReportRun], category: str, prompts: list[ImageRecord], samples: int,
-                  taken: set[str]) -> tuple[Section, dict[str, int]]:
+                  taken: set[str]) -> Section:
     indexes = [_by_key(run) for run in runs]
     several = len(runs) > 1
     columns = tuple(f"{run.label} \u00b7 sample {s}" if several else f"sample {s}"
@@ -78,7 +78,7 @@ def category_grid(runs: Sequence[ReportRun], category: str, prompts: list[ImageR
                                 f"pair(s): the runs used different versions of the benchmark.", "warning"))
     data = {"category": category, "prompt_indices": [p.prompt_index for p in prompts], "samples": samples,
             "seed_mismatches": seed_differs, "prompt_mismatches": prompt_differs}
-    return Section(category, anchor, tuple(blocks), data=data), data
+    return Section(category, anchor, tuple(blocks), data=data)
 
 
 def grid_sections(runs: Sequence[ReportRun], prompts_per_category: int = 3, samples: int = 2) -> list[Section]:
@@ -92,8 +92,7 @@ def grid_sections(runs: Sequence[ReportRun], prompts_per_category: int = 3, samp
         made = max((r.sample + 1 for run in group for r in run.records), default=0)
         shown = min(samples, made)  # no columns of gaps past the runs' images per prompt
         for category, prompts in chosen_prompts(group[0], prompts_per_category).items():
-            child, _ = category_grid(group, category, prompts, shown, taken)
-            children.append(child)
+            children.append(category_grid(group, category, prompts, shown, taken))
         if children:
             note = Paragraph(f"The first {prompts_per_category} prompt(s) of each category (lowest prompt index) and "
                              f"samples 0\u2013{shown - 1}; click a thumbnail for the full-size image.", "note")

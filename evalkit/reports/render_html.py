@@ -81,8 +81,9 @@ class _Overlays:
         parts = []
         for path, (overlay, thumb, caption) in self.ids.items():
             parts.append(f'<div class="overlay" id="{overlay}"><a class="backdrop" href="#{thumb}" '
-                         f'aria-label="close"></a><a class="close" href="#{thumb}">\u00d7 close</a><figure><img src="{data_uri(full_bytes(path))}" '
-                         f'alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure></div>')
+                         f'aria-label="close"></a><a class="close" href="#{thumb}">\u00d7 close</a><figure>'
+                         f'<img src="{data_uri(full_bytes(path))}" alt="{_e(caption)}">'
+                         f'<figcaption>{_e(caption)}</figcaption></figure></div>')
         return "\n".join(parts)
 
 

@@ -57,7 +57,8 @@ def _shuffled_images(truth: Path, folder: Path) -> None:
     following = dict(zip(indices, indices[1:] + indices[:1]))
     for f in files:
         prompt, sample = int(f.name[:5]), int(f.name[6:8])
-        shutil.copy(truth / "images" / f"{following[prompt]:05d}_{sample:02d}.png", folder / f"{prompt:05d}_{sample:02d}.png")
+        source = truth / "images" / f"{following[prompt]:05d}_{sample:02d}.png"
+        shutil.copy(source, folder / f"{prompt:05d}_{sample:02d}.png")
 
 
 def _escaped_inputs(truth: Path, root: Path) -> tuple[Path, Path]:
@@ -92,6 +93,6 @@ def make_toy_runs(root: Path) -> ToyRuns:
     return ToyRuns(truth, shuffled, escaped, unscored)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def toy_runs(tmp_path_factory) -> ToyRuns:
     return make_toy_runs(tmp_path_factory.mktemp("report-runs"))
