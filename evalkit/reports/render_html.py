@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import atomic
+from evalkit.errors import EvalkitError
 from evalkit.reports.document import Figure, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
 from evalkit.reports.html_style import CSS
 
-FULL_MAX_BYTES = 4 * 1024 * 1024
+FULL_MAX_BYTES = 512 * 1024  # larger files (1024 px PNGs) are re-encoded: dozens of them must still open
 SEP = " \u00b7 "  # between the parts of a grid image's caption; the last part is shown under the thumbnail
 _PNG, _JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 
@@ -45,23 +46,33 @@ def _jpeg(image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def _unreadable(path: Path, error: Exception) -> EvalkitError:
+    return EvalkitError(f"{path} is not a readable image ({error.__class__.__name__}: {error}); regenerate it")
+
+
 def thumbnail_bytes(path: Path, size: int) -> bytes:
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image.thumbnail((size, size))
-        return _jpeg(image, 85)
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((size, size))
+            return _jpeg(image, 85)
+    except OSError as error:  # PIL.UnidentifiedImageError and truncated files included
+        raise _unreadable(path, error) from None
 
 
 def full_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if (data.startswith(_PNG) or data.startswith(_JPEG)) and len(data) <= FULL_MAX_BYTES:
-        return data
-    from PIL import Image
+    try:
+        data = path.read_bytes()
+        if (data.startswith(_PNG) or data.startswith(_JPEG)) and len(data) <= FULL_MAX_BYTES:
+            return data
+        from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        return _jpeg(image, 90)
+        with Image.open(io.BytesIO(data)) as image:
+            return _jpeg(image, 90)
+    except OSError as error:
+        raise _unreadable(path, error) from None
 
 
 class _Overlays:

@@ -1,5 +1,6 @@
 """`evalkit report` refuses bad input with one line and exit 2, and writes nothing then: a missing run, a
-directory that is not a run, an unscored run, a metrics.json copied from another run, an --out that is a file."""
+directory that is not a run, an unscored run, a metrics.json copied from another run, an --out that is a file,
+an image that is not readable."""
 
 from __future__ import annotations
 
@@ -70,3 +71,13 @@ def test_bad_counts_are_usage_errors(tmp_path, capsys, toy_runs):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     with pytest.raises(EvalkitError, match="at least one run"):
         load_runs([])
+
+
+def test_unreadable_image_is_one_line(tmp_path, capsys, toy_runs):
+    copy = tmp_path / "copy"
+    shutil.copytree(toy_runs.truth, copy)
+    first = sorted((copy / "images").glob("*.png"))[0]
+    first.write_bytes(b"not a png")
+    out = tmp_path / "out"
+    _fails(capsys, [str(copy), "--out", str(out)], f"{first} is not a readable image")
+    assert not (out / "report.html").exists()

@@ -156,3 +156,20 @@ def test_json_holds_the_numbers_exactly(report_dir, toy_runs):
     assert sections["provenance"]["children"][0]["data"]["manifest"]["run_id"] == toy_runs.truth.name
     text = (report_dir / "report.json").read_text()
     assert text == json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"  # sorted keys
+
+
+def test_study_section_is_included(toy_runs, tmp_path, capsys):
+    from evalkit.rating.build import create_study
+
+    study = tmp_path / "study.sqlite"
+    create_study(study, [toy_runs.truth, toy_runs.shuffled], ["quality"], set_size=2, control_fraction=0)
+    out = tmp_path / "out"
+    assert main(["report", str(toy_runs.truth), str(toy_runs.shuffled), "--study", str(study), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    anchors = [s["anchor"] for s in report["sections"]]
+    assert "human-study" in anchors and anchors.index("human-study") < anchors.index("grids-toyworld")
+    assert report["data"]["study"] == str(study)
+    assert 'id="human-study"' in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["report", str(toy_runs.truth), "--study", str(tmp_path / "none.sqlite"), "--out", str(out)]) == 2
+    assert "study database" in capsys.readouterr().err
