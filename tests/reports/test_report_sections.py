@@ -76,3 +76,22 @@ def test_best_follows_direction_and_ties():
     assert table.marked == {(fid, 3), (clip, 2), (clip, 3)}  # lowest FID (b); CLIP tied between a and b
     assert table.rows[clip][4] == "\u2014" and table.rows[clip][2] == "30.0000 [29.0000, 31.0000] \u00b7 n=500"
     assert metric_sections(runs)[0].data["stats"]["clip"]["b"]["overall"] == tie.overall.to_json()
+
+
+def test_full_size_images_are_embedded_at_their_resolution(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from evalkit.reports.render_html import FULL_MAX_BYTES, full_bytes, thumbnail_bytes
+
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(small)
+    noise = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(large)
+    assert full_bytes(small) == small.read_bytes()  # a small PNG as stored
+    assert large.stat().st_size > FULL_MAX_BYTES
+    embedded = Image.open(io.BytesIO(full_bytes(large)))
+    assert embedded.format == "JPEG" and embedded.size == (800, 600)  # re-encoded, not shrunk
+    assert Image.open(io.BytesIO(thumbnail_bytes(large, 160))).size == (160, 120)
