@@ -49,7 +49,8 @@ PUBLISHED_COCO_FID_30K: tuple[PublishedFID, ...] = (
                  "paper text: Table 2 and its caption"),
     PublishedFID("LDM-KL-8-G", 12.63, "Rombach et al. 2022, arXiv:2112.10752",
                  "Table 2 (text-conditional synthesis on 256x256 MS-COCO; trained on LAION-400M)",
-                 "paper text (arXiv v2): Table 2 and Section 4.3.1"),
+                 "paper text (arXiv v2): Table 2 and Section 4.3.1; Table 2 does not state the number of samples "
+                 "(Chang et al. 2023, Table 2, lists it as zero-shot FID-30K)"),
 )
 
 MARK = "Reported elsewhere, not measured by evalkit"
