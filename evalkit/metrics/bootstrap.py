@@ -15,19 +15,26 @@ def prompts_hash(prompt_keys) -> str:
     return "sha256:" + hashlib.sha256(",".join(map(str, keys)).encode()).hexdigest()
 
 
+def prompt_draws(prompt_keys, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct prompt keys (sorted) and a ``resamples`` x P matrix of indices into them, each row P prompts
+    drawn with replacement. Depends only on P and ``seed``: two runs over the same prompts draw the same rows."""
+    distinct = np.unique(np.asarray(prompt_keys))
+    rng = np.random.default_rng(seed)
+    return distinct, rng.integers(0, len(distinct), size=(resamples, len(distinct)))
+
+
 def prompt_resamples(prompt_keys, resamples: int, seed: int) -> list[np.ndarray]:
     """Bootstrap over prompts: for each of ``resamples`` replicates, the image indices of P prompts drawn with
     replacement from the P distinct prompts (all samples of a drawn prompt come along; samples of one prompt are
     correlated, so prompts are the unit).
 
-    The draw depends only on the sorted distinct prompt keys' count and ``seed``, so two runs over the same prompts
-    (same benchmark rows, any model) draw the same prompts in replicate i: differences of their replicates are a
-    paired bootstrap of the difference, far tighter than two independent intervals when the runs share seeds."""
+    The draw depends only on the sorted distinct prompt keys' count and ``seed`` (``prompt_draws``), so two runs
+    over the same prompts (same benchmark rows, any model) draw the same prompts in replicate i: differences of
+    their replicates are a paired bootstrap of the difference, far tighter than two independent intervals when
+    the runs share seeds."""
     keys = np.asarray(prompt_keys)
-    distinct = np.unique(keys)
+    distinct, draws = prompt_draws(keys, resamples, seed)
     members = [np.flatnonzero(keys == k) for k in distinct]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(distinct), size=(resamples, len(distinct)))
     return [np.concatenate([members[i] for i in row]) for row in draws]
 
 

@@ -11,6 +11,12 @@ which, unlike ``p -/+ z sqrt(p (1 - p) / n)``, stays inside [0, 1] and is not em
 are treated as independent trials; the samples of one prompt are correlated, so with several images per prompt
 the interval is somewhat too narrow.
 
+With ``--opt toyworld.bootstrap=B`` the overall interval is instead a percentile bootstrap over prompts (the unit
+that is really independent): replicate i is sum(right) / sum(asked) over the prompts of draw i
+(evalkit.metrics.bootstrap.prompt_draws). The replicates are stored like every metric's (details.bootstrap, with
+the prompts hash and seed), so the regression gate pairs two runs over the same prompts and seeds: the paired
+difference cancels what the runs share (how hard each prompt is) and is far tighter than two separate intervals.
+
 Baseline beside the model (in each Stat's ``details["baselines"]``):
   ``random-scenes``  no model: random toy-world scenes, rendered and analyzed, scored against the same prompts
                      (``baseline_samples`` per prompt): what an image generator that ignores the text gets.
@@ -32,9 +38,11 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from evalkit.errors import EvalkitError
 from evalkit.estimate import Estimate
-from evalkit.metrics.base import Needs, Option, Stat, parse_bool, parse_positive_int
+from evalkit.metrics.base import Needs, Option, Stat, parse_bool, parse_non_negative_int, parse_positive_int
 
 QUESTIONS: tuple[str, ...] = ("colour", "shape", "binding", "size", "count", "position", "all")
 STAT_NAMES: tuple[str, ...] = tuple(f"toyworld.{q}" for q in QUESTIONS)
@@ -127,20 +135,57 @@ def by_category(answers: Answers) -> str:
     return answers["category"]
 
 
+def bootstrap_accuracy(answers: Sequence[Answers], question: str, resamples: int, seed: int) -> dict[str, Any] | None:
+    """Replicates of ``accuracy`` over prompts resampled with replacement (all prompts of the run are drawn, so
+    the draw is the one every metric of a run over these prompts makes). None when a draw holds no image asked
+    the question (the ratio has no value there)."""
+    from evalkit.metrics.bootstrap import prompt_draws, prompts_hash
+
+    keys = [a["prompt_index"] for a in answers]
+    distinct, draws = prompt_draws(keys, resamples, seed)
+    position = {k: i for i, k in enumerate(distinct.tolist())}
+    asked, right = np.zeros(len(distinct)), np.zeros(len(distinct))
+    for a in answers:
+        if a.get(question) is not None:
+            asked[position[a["prompt_index"]]] += 1
+            right[position[a["prompt_index"]]] += bool(a[question])
+    totals = asked[draws].sum(axis=1)
+    if not totals.all():
+        return None
+    replicates = (right[draws].sum(axis=1) / totals).tolist()
+    return {"unit": "prompt", "resamples": resamples, "seed": seed, "prompts_hash": prompts_hash(keys),
+            "replicates": replicates}
+
+
+def _overall(answers: Sequence[Answers], question: str, bootstrap: dict[str, Any] | None) -> Estimate:
+    plain = accuracy(answers, question)
+    if bootstrap is None:
+        return plain
+    from evalkit.metrics.bootstrap import percentile_interval
+
+    low, high = percentile_interval(bootstrap["replicates"])
+    return Estimate(plain.value, low, high, plain.n, "bootstrap-prompts")
+
+
 def stats_of(answers: Sequence[Answers], groups: Mapping[str, GroupKey] | None = None,
-             baseline: Sequence[Answers] | None = None, baseline_info: Mapping[str, Any] | None = None) -> list[Stat]:
-    """One ``Stat`` per question from per-image answers; ``groups`` default to {"category": by_category}."""
+             baseline: Sequence[Answers] | None = None, baseline_info: Mapping[str, Any] | None = None,
+             bootstrap: int = 0, seed: int = 0) -> list[Stat]:
+    """One ``Stat`` per question from per-image answers; ``groups`` default to {"category": by_category}; with
+    ``bootstrap`` > 0 the overall interval comes from that many resamples over prompts (see the module docstring)."""
     groups = {"category": by_category} if groups is None else groups
     stats = []
     for question, name in zip(QUESTIONS, STAT_NAMES):
         asked = [a for a in answers if a.get(question) is not None]
         details: dict[str, Any] = {"n_prompts": len({a["prompt_index"] for a in asked}), "n_images": len(asked)}
+        replicates = bootstrap_accuracy(answers, question, bootstrap, seed) if bootstrap and asked else None
+        if replicates is not None:
+            details["bootstrap"] = replicates
         if baseline is not None:
             details["baselines"] = {"random-scenes": {
                 "overall": accuracy(baseline, question).to_json(),
                 "category": {k: e.to_json() for k, e in grouped_accuracy(baseline, question, by_category).items()},
                 **(baseline_info or {})}}
-        stats.append(Stat(name, accuracy(answers, question),
+        stats.append(Stat(name, _overall(answers, question, replicates),
                           {g: grouped_accuracy(answers, question, key) for g, key in groups.items()},
                           details=details))
     return stats
@@ -148,24 +193,26 @@ def stats_of(answers: Sequence[Answers], groups: Mapping[str, GroupKey] | None =
 
 def score_toyworld_images(records: Sequence[Any], image_paths: Sequence[Path], baseline: bool = True,
                           baseline_samples: int = 5, baseline_split: str = "any", progress: bool = False,
-                          groups: Mapping[str, GroupKey] | None = None) -> list[Stat]:
+                          groups: Mapping[str, GroupKey] | None = None, bootstrap: int = 0,
+                          seed: int = 0) -> list[Stat]:
     """Score images of toy-world prompts (``records``: a run's ``ImageRecord``s, ``image_paths`` their files):
     one ``Stat`` per question (``STAT_NAMES``), with the random-scenes baseline of the same prompts when asked."""
     if not records:
         raise EvalkitError("no generated images to score")
     return _stats_with_baseline(records, image_answers(records, image_paths, progress), baseline, baseline_samples,
-                                baseline_split, groups)
+                                baseline_split, groups, bootstrap, seed)
 
 
 def _stats_with_baseline(records: Sequence[Any], answers: Sequence[Answers], baseline: bool, samples: int,
-                         split: str, groups: Mapping[str, GroupKey] | None = None) -> list[Stat]:
+                         split: str, groups: Mapping[str, GroupKey] | None = None, bootstrap: int = 0,
+                         seed: int = 0) -> list[Stat]:
     if not baseline:
-        return stats_of(answers, groups)
+        return stats_of(answers, groups, bootstrap=bootstrap, seed=seed)
     prompts: dict[int, tuple[str, dict[str, Any]]] = {}
     for record in records:
         prompts.setdefault(record.prompt_index, (record.category, spec_of(record)))
     reference = random_scene_answers([prompts[i] for i in sorted(prompts)], samples, split=split)
-    return stats_of(answers, groups, reference, {"samples_per_prompt": samples, "scene_split": split})
+    return stats_of(answers, groups, reference, {"samples_per_prompt": samples, "scene_split": split}, bootstrap, seed)
 
 
 class ToyworldMetric:
@@ -181,6 +228,8 @@ class ToyworldMetric:
         "baseline_samples": Option(5, parse_positive_int, "random scenes per prompt for the baseline (>= 1)"),
         "baseline_split": Option("any", str, "scenes of every colour x shape combination (any) or of the training "
                                  "split only (train)", choices=BASELINE_SPLITS),
+        "bootstrap": Option(0, parse_non_negative_int, "replicates of a bootstrap over prompts for the overall 95% "
+                            "interval, stored so the regression gate can pair two runs (0: Wilson intervals)"),
     }
 
     def compute(self, ctx: Any, options: Mapping[str, Any]) -> list[Stat]:
@@ -188,7 +237,9 @@ class ToyworldMetric:
             raise EvalkitError("the toyworld metric needs a run of a toy-world benchmark (its prompts carry the "
                                "specs the analyzer checks), not a plain image folder")
         return score_toyworld_images(ctx.records, ctx.images, options["baseline"], options["baseline_samples"],
-                                     options["baseline_split"], progress=ctx.progress)
+                                     options["baseline_split"], progress=ctx.progress,
+                                     bootstrap=options["bootstrap"],
+                                     seed=ctx.seed if options["bootstrap"] else 0)
 
 
 TOYWORLD = ToyworldMetric()

@@ -82,7 +82,7 @@ def test_metric_declares_the_seam():
     assert TOYWORLD.name == "toyworld" and TOYWORLD.higher_is_better and TOYWORLD.stats == STAT_NAMES
     assert TOYWORLD.needs.toyworld and TOYWORLD.needs.prompts and TOYWORLD.needs.extractor is None
     assert metric_options(TOYWORLD, {"baseline": "false", "baseline_samples": "2"}) == {
-        "baseline": False, "baseline_samples": 2, "baseline_split": "any"}
+        "baseline": False, "baseline_samples": 2, "baseline_split": "any", "bootstrap": 0}
     with pytest.raises(EvalkitError):
         metric_options(TOYWORLD, {"baseline_samples": "0"})
     with pytest.raises(EvalkitError):
