@@ -7,6 +7,8 @@ the same image: evalkit derives seeds per (prompt, sample) and relies on this to
 ``config()`` is JSON-serialisable and goes into the run manifest, so it must name everything that changes images.
 An adapter may also say where it computes images with a ``device`` attribute ("cpu", "cuda:0", ...); the run
 records it beside each batch's generation time (``adapter_device``), and adapters without one are "unknown".
+An adapter may also have an ``image_details()`` method: one JSON-serialisable dict per image of its last
+``generate`` call (a hosted model's latency and cost, say), recorded with that batch (``adapter_image_details``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def adapter_device(adapter: Adapter) -> str:
     """The adapter's optional ``device`` (a non-empty string), else "unknown" (third-party adapters may not say)."""
     device = getattr(adapter, "device", None)
     return str(device) if isinstance(device, str) and device else UNKNOWN_DEVICE
+
+
+def adapter_image_details(adapter: Adapter, count: int) -> list[dict[str, Any]] | None:
+    """The optional ``image_details()`` of the batch the adapter just made, or None when it has no such method."""
+    from evalkit.errors import EvalkitError
+
+    method = getattr(adapter, "image_details", None)
+    if not callable(method):
+        return None
+    details = method()
+    if not isinstance(details, list) or len(details) != count or not all(isinstance(d, dict) for d in details):
+        raise EvalkitError(f"model {adapter.name!r}: image_details() must return one dict per image of the batch")
+    return details
 
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

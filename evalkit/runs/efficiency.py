@@ -10,10 +10,17 @@ not checking or saving the images). With r_i = s_i / b_i, the seconds per image 
 
 Batch sizes are not equal (the last batch is usually smaller), and per-image cost falls with batch size on most
 devices, so both describe the run as it was made (its --batch-size and device), not the model in general.
+
+Adapters that report per-image details (a hosted model: ``latency_ms`` of the request that made the image, the
+``cost`` the server reported) add, over every image that has them:
+
+    latency_ms_median   median request latency, in milliseconds
+    cost_total          sum of the reported costs (the server's unit), with n_images_with_cost images counted
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -29,6 +36,22 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _details_summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
+    details = [d for t in timings for d in t.get("image_details") or []]
+    latencies = [d["latency_ms"] for d in details if _number(d.get("latency_ms"))]
+    costs = [d["cost"] for d in details if _number(d.get("cost"))]
+    summary: dict[str, Any] = {}
+    if latencies:
+        summary["latency_ms_median"] = statistics.median(latencies)
+    if costs:
+        summary.update(cost_total=math.fsum(costs), n_images_with_cost=len(costs))
+    return summary
+
+
 def generation_efficiency(timings: list[dict[str, Any]]) -> dict[str, Any]:
     """Summary of ``Run.generation_timings()`` (see the module docstring); None rates when nothing was recorded.
 
@@ -36,7 +59,7 @@ def generation_efficiency(timings: list[dict[str, Any]]) -> dict[str, Any]:
     the same summary per device, since a median over a CPU's and a GPU's batches describes neither.
     """
     devices = sorted({t["device"] for t in timings})
-    summary = {**_summary(timings), "devices": devices}
+    summary = {**_summary(timings), "devices": devices, **_details_summary(timings)}
     if len(devices) > 1:
         summary["by_device"] = {d: _summary([t for t in timings if t["device"] == d]) for d in devices}
     return summary

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import __version__, atomic
-from evalkit.adapters.base import Adapter, GenerationBatch, adapter_device
+from evalkit.adapters.base import Adapter, GenerationBatch, adapter_device, adapter_image_details
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
 from evalkit.images import to_rgb_image
@@ -138,8 +138,9 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
 def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True) -> int:
     """Generate and atomically save each missing image; returns how many were written.
 
-    Each batch's wall time in ``adapter.generate`` (with its image count, device and keys) is appended to the
-    run's generation.jsonl once its images are saved, so a resumed run adds only the batches it made.
+    Each batch's wall time in ``adapter.generate`` (with its image count, device, keys and the adapter's optional
+    per-image details) is appended to the run's generation.jsonl once its images are saved, so a resumed run adds
+    only the batches it made.
     """
     from tqdm import tqdm
 
@@ -161,11 +162,12 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
             started = time.perf_counter()
             images = adapter.generate(batch)
             seconds = time.perf_counter() - started
+            details = adapter_image_details(adapter, len(chunk))
             for record, image in zip(chunk, _checked_images(adapter, images, batch)):
                 run.save_image(record, image)
                 written += 1
                 bar.update(1)
-            run.append_generation_timing(len(chunk), seconds, device, list(batch.keys), _now())
+            run.append_generation_timing(len(chunk), seconds, device, list(batch.keys), _now(), details)
     return written
 
 

@@ -3,7 +3,8 @@
     <run>/manifest.json        spec, benchmark + adapter provenance, versions, status, timestamps
     <run>/index.csv            one row per planned image: prompt_index, sample, seed, file, prompt, category, extra
     <run>/images/PPPPP_SS.png  prompt row index (5 digits) and sample number (2 digits)
-    <run>/generation.jsonl     one line per generated batch: images, seconds, device, keys, time (see below)
+    <run>/generation.jsonl     one line per generated batch: images, seconds, device, keys, time (see below),
+                               and image_details (one dict per image) when the adapter reports them
     <run>/metrics.json         written later by `evalkit score`
 
 Every file is written atomically, so after a crash a file is either absent or complete; resuming means
@@ -126,10 +127,12 @@ class Run:
         atomic.write_json(self.path / MANIFEST, self.manifest)
 
     def append_generation_timing(self, images: int, seconds: float, device: str, keys: list[tuple[int, int]],
-                                 at: str) -> None:
+                                 at: str, image_details: list[dict[str, Any]] | None = None) -> None:
         """Append one batch's timing to generation.jsonl, durably (flushed and fsynced before returning)."""
         entry = {"images": int(images), "seconds": float(seconds), "device": str(device),
                  "keys": [[int(p), int(s)] for p, s in keys], "at": at}
+        if image_details is not None:  # absent from older runs and from adapters that report none
+            entry["image_details"] = image_details
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
         path = self.path / GENERATION_LOG
         try:
@@ -186,6 +189,9 @@ def _timing_entry(raw: bytes) -> dict[str, Any] | None:
     if not isinstance(entry.get("device"), str) or not isinstance(keys, list) or len(keys) != images:
         return None
     if not all(isinstance(k, list) and len(k) == 2 and all(isinstance(v, int) for v in k) for k in keys):
+        return None
+    details = entry.get("image_details", [{}] * images)
+    if not isinstance(details, list) or len(details) != images or not all(isinstance(d, dict) for d in details):
         return None
     return entry
 
