@@ -12,13 +12,17 @@ hold ``model_index.json``. Nothing is downloaded; loading uses local files only.
                      and the "Scheduler"/"Discrete" suffixes are optional: ddim, euler_ancestral, pndm,
                      DPMSolverMultistepScheduler, ... (an unknown name lists the known ones)
     negative_prompt  text used as the negative prompt for every image
-    dtype            float32 (default), float16 or bfloat16
+    dtype            float32 (default), float16 or bfloat16 (fp32, fp16, bf16): the weights are loaded in it
     variant          weight-file variant to load, e.g. fp16 for ``*.fp16.safetensors``
 
 Every image gets its own CPU ``torch.Generator`` seeded with its evalkit seed, so its starting noise (and the
 noise of ancestral samplers) depends only on its own seed: the same (prompt, seed) gives the same image whatever
 else is in the batch, and the same noise on CPU or GPU. The safety checker is never loaded: it replaces flagged
 images with black squares, which would silently corrupt FID and CLIP scores; evaluate what the model drew.
+
+On ``--device cuda`` / ``cuda:N`` an out-of-memory error is one line naming a smaller ``--batch-size`` to try
+(``evalkit.adapters.gpu``). ``load_pipeline`` and ``DiffusersAdapter``'s hooks (``_locate``, ``_pipeline_class``,
+``CALL_OPTIONS``) are what the ``stable-diffusion`` and ``deepfloyd-if`` adapters build on.
 
 ``checkpoint_hash()`` is a SHA-256 over the directory's weight and config files (relative path + content), cached
 on disk by (path, size, mtime) in ``$EVALKIT_CACHE_DIR/file_hashes.json`` (default ``$XDG_CACHE_HOME/evalkit`` or
@@ -40,11 +44,18 @@ from PIL import Image
 from evalkit import atomic, paths
 from evalkit.hashing import sha256_file
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, read_option, require_model_dir
+from evalkit.adapters.gpu import out_of_memory_guard, parse_dtype, torch_dtype
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
-OPTIONS = {"steps", "guidance_scale", "scheduler", "negative_prompt", "dtype", "variant"}
-DTYPES = ("float32", "float16", "bfloat16")
+# `--opt` name -> (pipeline call argument, type); an option is rejected when the pipeline has no such argument.
+CALL_OPTIONS = {
+    "steps": ("num_inference_steps", int),
+    "guidance_scale": ("guidance_scale", float),
+    "negative_prompt": ("negative_prompt", str),
+}
+OPTIONS = set(CALL_OPTIONS) | {"scheduler", "dtype", "variant"}
+PER_PROMPT_ARGUMENTS = {"negative_prompt", "negative_prompt_2"}  # repeated once per prompt of the batch
 # Files that determine the pipeline's behaviour; README, images and hidden dirs (.cache, .git) are ignored.
 HASHED_SUFFIXES = {
     ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx", ".gguf", ".json", ".txt", ".model"
@@ -191,30 +202,55 @@ def directory_hash(directory: Path) -> str:
     return combined.hexdigest()
 
 
+# -- loading --------------------------------------------------------------------------------------------------------
+
+
+def load_pipeline(pipeline_class: str, path: Path, device: str, dtype, variant: str | None = None, **components):
+    """``diffusers.<pipeline_class>.from_pretrained(path)`` from local files only, quiet, on ``device``.
+
+    ``dtype`` is a torch dtype or diffusers' per-component dict ({"default": ..., "text_encoder": ...});
+    ``components`` override loaded ones (``safety_checker=None``). Failures are one-line errors naming ``path``.
+    """
+    diffusers = _import_diffusers()
+    kwargs: dict[str, Any] = {_dtype_argument(diffusers): dtype, "local_files_only": True, **components}
+    if variant:
+        kwargs["variant"] = variant
+    try:
+        with _quiet_loading():
+            pipeline = getattr(diffusers, pipeline_class).from_pretrained(path, **kwargs)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise EvalkitError(f"cannot load the diffusers pipeline in {path}: {error}") from None
+    pipeline.set_progress_bar_config(disable=True)  # evalkit shows its own progress over batches
+    try:
+        pipeline.to(device)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        raise EvalkitError(f"cannot move the pipeline to device {device!r}: {error}") from None
+    return pipeline
+
+
+def cpu_generators(seeds: list[int]):
+    """One CPU generator per image: its noise depends only on its own seed, and is the same on any device."""
+    import torch
+
+    return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+
+
 # -- the adapter --------------------------------------------------------------------------------------------------
 
 
 class DiffusersAdapter:
     name = "diffusers"
+    OPTIONS = OPTIONS
+    CALL_OPTIONS = CALL_OPTIONS
 
     def __init__(self, options: AdapterOptions):
-        check_known_options(options, OPTIONS, self.name)
-        path = require_model_dir(options, self.name, "a saved diffusers pipeline directory")
-        if not (path / "model_index.json").is_file():
-            raise EvalkitError(
-                f"{path} is not a diffusers pipeline (no model_index.json); save one with pipeline.save_pretrained(DIR)"
-            )
+        check_known_options(options, self.OPTIONS, self.name)
+        path = self._locate(options)
         diffusers = _import_diffusers()
         self.path = path.resolve()
-        self.device = resolve_device(options.device)
         index = _read_json(path / "model_index.json")
-        self.pipeline_class = str(index.get("_class_name", ""))
-        pipeline_type = getattr(diffusers, self.pipeline_class, None)
-        if pipeline_type is None:
-            raise EvalkitError(
-                f"{path}/model_index.json names pipeline {self.pipeline_class!r}, which diffusers "
-                f"{diffusers.__version__} does not have"
-            )
+        self.pipeline_class = self._pipeline_class(index, diffusers)
+        pipeline_type = getattr(diffusers, self.pipeline_class)
         self._call_defaults = {
             name: p.default for name, p in inspect.signature(pipeline_type.__call__).parameters.items()
         }
@@ -231,19 +267,41 @@ class DiffusersAdapter:
         self.scheduler = resolve_scheduler(requested, own_scheduler, diffusers) if requested else own_scheduler
         self._replace_scheduler = bool(requested) and self.scheduler != own_scheduler
 
-        self.steps = self._call_option(options, "steps", "num_inference_steps", int)
+        # Pipeline call arguments, defaulting to the pipeline's own defaults so config() reports what is used.
+        self.call_values = {
+            argument: self._call_option(options, key, argument, convert)
+            for key, (argument, convert) in self.CALL_OPTIONS.items()
+        }
+        self.steps = self.call_values["num_inference_steps"]
         if self.steps is not None and self.steps <= 0:
             raise EvalkitError(f"--opt steps must be a positive integer, got {self.steps}")
-        self.guidance_scale = self._call_option(options, "guidance_scale", "guidance_scale", float)
-        self.negative_prompt = self._call_option(options, "negative_prompt", "negative_prompt", str)
-        self.dtype = read_option(options, "dtype", "float32")
-        if self.dtype not in DTYPES:
-            raise EvalkitError(f"--opt dtype={self.dtype!r} is not supported; use one of: {', '.join(DTYPES)}")
+        self.guidance_scale = self.call_values["guidance_scale"]
+        self.negative_prompt = self.call_values["negative_prompt"]
+        self.dtype = parse_dtype(options)
         self.variant = read_option(options, "variant", None)
         self.has_safety_checker = "safety_checker" in index
         self.default_size = _default_size(path, index)
+        self.device = resolve_device(options.device)
         self._pipeline = None
         self._checkpoint_hash: str | None = None
+
+    def _locate(self, options: AdapterOptions) -> Path:
+        """The pipeline directory (hook: the stable-diffusion adapter also looks in the Hugging Face cache)."""
+        path = require_model_dir(options, self.name, "a saved diffusers pipeline directory")
+        if not (path / "model_index.json").is_file():
+            raise EvalkitError(
+                f"{path} is not a diffusers pipeline (no model_index.json); save one with pipeline.save_pretrained(DIR)"
+            )
+        return path
+
+    def _pipeline_class(self, index: dict[str, Any], diffusers) -> str:
+        """The diffusers class that loads and runs this directory (hook: stable-diffusion maps img2img to text2img)."""
+        name = str(index.get("_class_name", ""))
+        if getattr(diffusers, name, None) is None:
+            raise EvalkitError(
+                f"{self.path}/model_index.json names pipeline {name!r}, which diffusers {diffusers.__version__} does not have"
+            )
+        return name
 
     def _call_option(self, options: AdapterOptions, key: str, argument: str, convert):
         """An option that maps onto a pipeline call argument: rejected if the pipeline lacks that argument,
@@ -274,51 +332,38 @@ class DiffusersAdapter:
         return self._checkpoint_hash
 
     def _load(self):
-        import torch
-
-        diffusers = _import_diffusers()
-        kwargs: dict[str, Any] = {_dtype_argument(diffusers): getattr(torch, self.dtype), "local_files_only": True}
-        if self.variant:
-            kwargs["variant"] = self.variant
-        if self.has_safety_checker:
-            kwargs.update(safety_checker=None, requires_safety_checker=False)
-        try:
-            with _quiet_loading():
-                pipeline = getattr(diffusers, self.pipeline_class).from_pretrained(self.path, **kwargs)
-        except (OSError, ValueError, TypeError, KeyError) as error:
-            raise EvalkitError(f"cannot load the diffusers pipeline in {self.path}: {error}") from None
+        components = dict(safety_checker=None, requires_safety_checker=False) if self.has_safety_checker else {}
+        pipeline = load_pipeline(
+            self.pipeline_class, self.path, self.device, torch_dtype(self.dtype), self.variant, **components
+        )
         if self._replace_scheduler:
-            scheduler_type = getattr(diffusers, self.scheduler)
+            scheduler_type = getattr(_import_diffusers(), self.scheduler)
             pipeline.scheduler = scheduler_type.from_config(pipeline.scheduler.config)
-        pipeline.set_progress_bar_config(disable=True)  # evalkit shows its own progress over batches
-        try:
-            pipeline.to(self.device)
-        except (RuntimeError, AssertionError, ValueError) as error:
-            raise EvalkitError(f"cannot move the pipeline to device {self.device!r}: {error}") from None
         return pipeline
+
+    def _call_arguments(self, batch: GenerationBatch) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "prompt": list(batch.prompts),
+            "height": batch.height,
+            "width": batch.width,
+            "generator": cpu_generators(batch.seeds),
+            "output_type": "pil",
+        }
+        for argument, value in self.call_values.items():
+            if value is not None:
+                kwargs[argument] = [value] * len(batch.prompts) if argument in PER_PROMPT_ARGUMENTS else value
+        return kwargs
 
     def generate(self, batch: GenerationBatch) -> list[Image.Image]:
         import torch
 
         if self._pipeline is None:
             self._pipeline = self._load()
-        # CPU generators: the starting noise is then the same whatever the device.
-        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in batch.seeds]
-        kwargs: dict[str, Any] = {
-            "prompt": list(batch.prompts),
-            "height": batch.height,
-            "width": batch.width,
-            "generator": generators,
-            "output_type": "pil",
-        }
-        if self.steps is not None:
-            kwargs["num_inference_steps"] = self.steps
-        if self.guidance_scale is not None:
-            kwargs["guidance_scale"] = self.guidance_scale
-        if self.negative_prompt is not None:
-            kwargs["negative_prompt"] = [self.negative_prompt] * len(batch.prompts)
+        kwargs = self._call_arguments(batch)
+        guard = out_of_memory_guard(self.device, len(batch.prompts), batch.height, batch.width, self.pipeline_class,
+                                    self.dtype)
         try:
-            with torch.inference_mode():
+            with guard, torch.inference_mode():
                 images = self._pipeline(**kwargs).images
         except ValueError as error:  # diffusers validates sizes and prompts with ValueError
             raise EvalkitError(f"{self.pipeline_class} rejected the request: {error}") from None
