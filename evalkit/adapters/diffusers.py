@@ -167,24 +167,25 @@ def _load_hash_cache() -> dict[str, Any]:
         return {}
 
 
-def hashed_files(directory: Path) -> list[Path]:
-    """The files ``directory_hash`` covers, sorted, skipping hidden files and folders."""
+def hashed_files(directory: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """The files ``directory_hash`` covers, sorted, skipping hidden files and folders and the top-level folders
+    in ``skip`` (components that are not loaded)."""
     found = []
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if any(part.startswith(".") for part in relative.parts):
+        if any(part.startswith(".") for part in relative.parts) or relative.parts[0] in skip:
             continue
         if path.is_file() and path.suffix.lower() in HASHED_SUFFIXES:
             found.append(path)
     return found
 
 
-def directory_hash(directory: Path) -> str:
+def directory_hash(directory: Path, skip: tuple[str, ...] = ()) -> str:
     """SHA-256 over (relative path, file SHA-256) of every weight/config file; per-file hashes are cached on disk."""
     cache = _load_hash_cache()
     changed = False
     combined = hashlib.sha256()
-    for path in hashed_files(directory):
+    for path in hashed_files(directory, skip):
         stat = path.stat()
         key = str(path.resolve())
         entry = cache.get(key)

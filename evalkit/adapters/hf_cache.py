@@ -58,7 +58,7 @@ def require_pipeline_dir(path: Path, what: str) -> Path:
     return path
 
 
-def cached_snapshot(repo_id: str, what: str, local_dir_too: bool = False) -> PipelineLocation:
+def cached_snapshot(repo_id: str, what: str, local_dir_too: bool = False, instead: str = "give a local directory") -> PipelineLocation:
     """The cached snapshot of ``repo_id`` (local files only), or one line saying where it was looked for."""
     from huggingface_hub import snapshot_download
 
@@ -70,7 +70,7 @@ def cached_snapshot(repo_id: str, what: str, local_dir_too: bool = False) -> Pip
         raise EvalkitError(
             f"{what}: {repo_id} {neither} in the Hugging Face cache {cache} (looked for "
             f"models--{repo_id.replace('/', '--')}/snapshots/; nothing is downloaded: run `hf download {repo_id}` "
-            "where the Hub is reachable, or give a local directory)"
+            f"where the Hub is reachable, or {instead})"
         ) from None
     require_pipeline_dir(found, f"{what} ({repo_id} in the Hugging Face cache)")
     return PipelineLocation(found.resolve(), repo=repo_id, revision=found.name)
