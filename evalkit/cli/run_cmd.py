@@ -90,8 +90,10 @@ def handle(args) -> int:
         print(f"resuming {run.run_id}: {total - len(missing)} of {total} images already done", file=sys.stderr)
     try:
         written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
-    finally:
-        finish_run(run)  # records 'complete' or 'incomplete' even when the model fails or Ctrl-C stops it
+    except BaseException:
+        finish_run(run, after_error=True)  # records 'incomplete' when the model fails, the disk fills or Ctrl-C
+        raise
+    finish_run(run)
     print(f"{run.run_id}: {total} images ({written} new), {len(rows)} prompts x {args.images_per_prompt}", file=sys.stderr)
     print(run.path)
     return 0

@@ -1,4 +1,4 @@
-"""`evalkit runs list|show`: what runs exist and what each holds."""
+"""`evalkit runs list|show|verify`: what runs exist, what each holds, and whether its images are intact."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list runs or show one")
+    parser = subparsers.add_parser("runs", help="list runs, show one, or verify its images")
     sub = parser.add_subparsers(dest="runs_command", metavar="ACTION")
     sub.required = True
     listing = sub.add_parser("list", help="the runs under --out")
@@ -17,6 +17,12 @@ def register(subparsers) -> None:
     show.add_argument("run", help="run directory")
     show.add_argument("--json", action="store_true", help="print the manifest as JSON")
     show.set_defaults(handler=handle_show)
+    verify = sub.add_parser("verify", help="check every image against the sha256 in the run's index "
+                                           "(exit 0 intact, 1 mismatch, 2 error)")
+    verify.add_argument("run", help="run directory")
+    verify.add_argument("--record", action="store_true",
+                        help="first record the hashes of images that have none (a run made before hashes were kept)")
+    verify.set_defaults(handler=handle_verify)
 
 
 def handle_list(args) -> int:
@@ -32,6 +38,19 @@ def handle_list(args) -> int:
         done = len(run.completed_records())
         print(f"{run.run_id:48s} {run.benchmark:10s} {m['adapter']['name']:10s} {done:6d}/{m['n_images']:<6d}  {m.get('status', '?')}")
     return 0
+
+
+def handle_verify(args) -> int:
+    from evalkit.runs.integrity import record_missing_hashes, verify_run
+    from evalkit.runs.store import open_run
+
+    run = open_run(args.run)
+    if args.record:
+        print(f"recorded {record_missing_hashes(run)} image hashes")
+    result = verify_run(run)
+    for line in result.lines():
+        print(line)
+    return 0 if result.ok else 1
 
 
 def handle_show(args) -> int:

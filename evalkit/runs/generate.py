@@ -32,6 +32,8 @@ def generate_run(adapter: Adapter, benchmark: LoadedBenchmark, out_root: Path, r
     run, missing = prepare_run(Path(out_root), spec, benchmark, adapter, rows)
     try:
         generate_missing(run, adapter, missing, batch_size, progress=progress)
-    finally:
-        finish_run(run)
+    except BaseException:
+        finish_run(run, after_error=True)  # best effort: the generation error is the one reported
+        raise
+    finish_run(run)
     return run

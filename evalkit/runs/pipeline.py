@@ -20,6 +20,7 @@ from evalkit.adapters.base import Adapter, GenerationBatch, adapter_device, adap
 from evalkit.benchmarks.registry import LoadedBenchmark, PromptRow
 from evalkit.errors import EvalkitError
 from evalkit.images import to_rgb_image
+from evalkit.runs.integrity import HashRecorder, record_missing_hashes
 from evalkit.runs.spec import RunSpec, image_seed
 from evalkit.runs.store import IMAGES, ImageRecord, Run, image_file, is_run_dir, open_run
 
@@ -114,6 +115,8 @@ def prepare_run(
         if run.manifest.get("spec_fingerprint") != spec.fingerprint():
             raise EvalkitError(f"{path} holds a different run (spec mismatch); move it away or use another --out")
         atomic.remove_stale_temps(path / IMAGES)
+        atomic.remove_stale_temps(path)  # a killed manifest, index or metrics.json write
+        record_missing_hashes(run)  # images written just before a crash, whose hash the index did not get
         run.update_manifest(status="running", resumed_at=_now())
     else:
         run = Run.create(path, build_manifest(spec, benchmark, adapter, len(rows)), records)
@@ -140,7 +143,7 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
 
     Each batch's wall time in ``adapter.generate`` (with its image count, device, keys and the adapter's optional
     per-image details) is appended to the run's generation.jsonl once its images are saved, so a resumed run adds
-    only the batches it made.
+    only the batches it made. Each image's sha256 goes into index.csv after its batch (see runs.integrity).
     """
     from tqdm import tqdm
 
@@ -148,6 +151,7 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
     height, width = run.manifest["height"], run.manifest["width"]
     device = adapter_device(adapter)
     written = 0
+    hashes = HashRecorder(run)
     with tqdm(total=total, initial=total - len(missing), unit="img", desc=run.run_id, disable=not progress,
               dynamic_ncols=True) as bar:
         for start in range(0, len(missing), batch_size):
@@ -164,14 +168,23 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
             seconds = time.perf_counter() - started
             details = adapter_image_details(adapter, len(chunk))
             for record, image in zip(chunk, _checked_images(adapter, images, batch)):
-                run.save_image(record, image)
+                hashes.add(record.file, run.save_image(record, image))
                 written += 1
                 bar.update(1)
             run.append_generation_timing(len(chunk), seconds, device, list(batch.keys), _now(), details)
+            hashes.after_batch()
+    hashes.flush()
     return written
 
 
-def finish_run(run: Run) -> None:
-    done = len(run.completed_records())
-    status = "complete" if done == run.manifest["n_images"] else "incomplete"
-    run.update_manifest(status=status, completed_images=done, completed_at=_now())
+def finish_run(run: Run, after_error: bool = False) -> None:
+    """Record the run's status (and any image hashes not recorded yet). ``after_error``: generation already failed
+    (a full disk, a model error, Ctrl-C); then this is best effort, so the first error is the one reported."""
+    try:
+        record_missing_hashes(run)
+        done = len(run.completed_records())
+        status = "complete" if done == run.manifest["n_images"] else "incomplete"
+        run.update_manifest(status=status, completed_images=done, completed_at=_now())
+    except (EvalkitError, OSError):
+        if not after_error:
+            raise

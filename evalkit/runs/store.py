@@ -1,7 +1,8 @@
 """Run directories on disk.
 
     <run>/manifest.json        spec, benchmark + adapter provenance, versions, status, timestamps
-    <run>/index.csv            one row per planned image: prompt_index, sample, seed, file, prompt, category, extra
+    <run>/index.csv            one row per planned image: prompt_index, sample, seed, file, prompt, category, extra,
+                               sha256 (of the image file's bytes; empty until written, absent in older runs)
     <run>/images/PPPPP_SS.png  prompt row index (5 digits) and sample number (2 digits)
     <run>/generation.jsonl     one line per generated batch: images, seconds, device, keys, time (see below),
                                and image_details (one dict per image) when the adapter reports them
@@ -18,12 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import math
 import os
+import re
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
@@ -32,7 +34,7 @@ from evalkit.images import image_file_name
 MANIFEST = "manifest.json"
 INDEX = "index.csv"
 IMAGES = "images"
-INDEX_COLUMNS = ["prompt_index", "sample", "seed", "file", "prompt", "category", "extra"]
+INDEX_COLUMNS = ["prompt_index", "sample", "seed", "file", "prompt", "category", "extra", "sha256"]
 GENERATION_LOG = "generation.jsonl"
 
 
@@ -45,6 +47,7 @@ class ImageRecord:
     prompt: str
     category: str
     extra: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""  # hex digest of the image file's bytes, recorded when it is written ("" until then)
 
 
 def image_file(prompt_index: int, sample: int) -> str:
@@ -58,7 +61,8 @@ def _index_csv(records: Iterable[ImageRecord]) -> str:
     writer.writerow(INDEX_COLUMNS)
     for r in records:
         writer.writerow(
-            [r.prompt_index, r.sample, r.seed, r.file, r.prompt, r.category, json.dumps(r.extra, ensure_ascii=False)]
+            [r.prompt_index, r.sample, r.seed, r.file, r.prompt, r.category, json.dumps(r.extra, ensure_ascii=False),
+             r.sha256]
         )
     return buffer.getvalue()
 
@@ -106,6 +110,7 @@ class Run:
                     prompt=row["prompt"],
                     category=row["category"],
                     extra=json.loads(row["extra"] or "{}"),
+                    sha256=_sha256_cell(row.get("sha256")),
                 )
                 for row in rows
             ]
@@ -119,8 +124,16 @@ class Run:
     def image_path(self, record: ImageRecord) -> Path:
         return self.path / record.file
 
-    def save_image(self, record: ImageRecord, image) -> None:
-        atomic.save_image(self.path / record.file, image)
+    def save_image(self, record: ImageRecord, image) -> str:
+        """Write one image atomically; returns the sha256 of its bytes (for ``record_hashes``)."""
+        return atomic.save_image(self.path / record.file, image)
+
+    def record_hashes(self, hashes: dict[str, str]) -> None:
+        """Record images' content hashes ({file: sha256}) in index.csv, rewritten atomically (only if it changes)."""
+        records = self.records()
+        updated = [replace(r, sha256=hashes.get(r.file, r.sha256)) for r in records]
+        if updated != records:
+            atomic.write_text(self.path / INDEX, _index_csv(updated))
 
     def update_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields)
@@ -166,10 +179,21 @@ class Run:
         return timings
 
     def write_json(self, name: str, obj: Any) -> Path:
-        """Write a result file (metrics.json, ...) atomically into the run directory."""
+        """Write a result file (metrics.json, ...) atomically into the run directory, first removing temp files
+        that a killed write left there."""
         target = self.path / name
+        atomic.remove_stale_temps(self.path)
         atomic.write_json(target, obj)
         return target
+
+
+def _sha256_cell(cell: str | None) -> str:
+    """An index row's sha256: "" when not recorded (or the column is absent: a run made before it was kept)."""
+    if not cell:
+        return ""
+    if not re.fullmatch(r"[0-9a-f]{64}", cell):
+        raise ValueError(f"sha256 {cell[:80]!r} is not a hex sha256")
+    return cell
 
 
 def _timing_entry(raw: bytes) -> dict[str, Any] | None:

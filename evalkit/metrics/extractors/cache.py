@@ -50,6 +50,7 @@ def _write(target: Path, feats: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, feats)
     try:
+        atomic.remove_stale_temps(target.parent)  # entries a killed scoring was writing
         atomic.write_bytes(target, buffer.getvalue())
     except OSError:
         pass  # an unwritable cache only costs speed
