@@ -30,7 +30,7 @@ from PIL import Image
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option, require_model_dir
 from evalkit.errors import EvalkitError
-from evalkit.images import UnreadableImage, image_file_name, open_rgb, parse_image_file_name
+from evalkit.images import UnreadableImage, image_file_name, image_size, open_rgb, parse_image_file_name
 
 OPTIONS = {"resize"}
 
@@ -71,8 +71,12 @@ class FolderAdapter:
             raise EvalkitError(
                 f"{self.folder} holds no images named like 00012_03.png or 12_3.jpg (prompt index _ sample)"
             )
-        with Image.open(next(iter(self._files.values()))) as first:
-            self.default_size = (first.height, first.width)
+        first = next(iter(self._files.values()))
+        try:
+            width, height = image_size(first)
+        except UnreadableImage as error:
+            raise EvalkitError(f"{first} is not a readable image ({error.reason})") from None
+        self.default_size = (height, width)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -76,8 +76,9 @@ def spec_of(record: Any) -> dict[str, Any]:
 
 def image_answers(records: Sequence[Any], image_paths: Sequence[Path], progress: bool = False) -> list[Answers]:
     """The analyzer's verdict on each image (``records[i]`` describes ``image_paths[i]``)."""
-    from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
+
+    from evalkit.images import open_rgb
 
     from evalkit.toyworld.analyzer import score
 
@@ -87,11 +88,7 @@ def image_answers(records: Sequence[Any], image_paths: Sequence[Path], progress:
     for record, path in tqdm(list(zip(records, image_paths)), desc="toyworld analyzer", unit="img",
                              disable=not progress):
         spec = spec_of(record)
-        try:
-            with Image.open(path) as image:
-                verdict = score(image.convert("RGB"), spec)
-        except (OSError, UnidentifiedImageError) as error:
-            raise EvalkitError(f"cannot read image {path}: {error}") from None
+        verdict = score(open_rgb(path), spec)  # an unreadable file: UnreadableImage, naming it
         out.append({"prompt_index": record.prompt_index, "sample": record.sample, "category": record.category,
                     "spec": spec, **verdict})
     return out
