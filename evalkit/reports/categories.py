@@ -1,7 +1,7 @@
 """Per-category breakdown: for every stat with groups in metrics.json (DrawBench's 11 categories, Parti's
 categories and challenges, the toy world's categories for each question), a table (rows: the group's labels,
-columns: runs, each cell the value with its 95% interval and N) and a horizontal bar chart with the intervals as
-error bars, runs side by side.
+columns: runs, each cell the value with its 95% interval and N, one number style per table) and a horizontal bar
+chart with the intervals as error bars, runs side by side.
 
 Numbers come from each stat's ``groups`` block exactly as scored; a label one run lacks is a dash (no such
 prompts in that run). Labels are sorted as metrics.json sorts them (alphabetically).
@@ -45,15 +45,12 @@ def _higher(runs: Sequence[ReportRun], stat: str) -> bool | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _cells(estimates: list[Estimate | None]) -> list[str]:
-    scale = row_scale(estimates)
-    return [estimate_cell(est, scale) for est in estimates]
-
-
 def group_section(runs: Sequence[ReportRun], benchmark: str, stat: str, kind: str, taken: set[str]) -> Section:
     labels = _labels(runs, stat, kind)
     title = GROUP_TITLES.get(kind, kind)
-    rows = tuple((label, *_cells([_estimate(run, stat, kind, label) for run in runs])) for label in labels)
+    grid = [[_estimate(run, stat, kind, label) for run in runs] for label in labels]
+    scale = row_scale([est for row in grid for est in row])  # one number style for the stat's whole table
+    rows = tuple((label, *(estimate_cell(est, scale) for est in row)) for label, row in zip(labels, grid))
     higher = _higher(runs, stat)
     table = Table((title, *(run.label for run in runs)), rows,
                   f"{stat} per {title} ({direction(higher)} is better): value [95% interval] \u00b7 n.")

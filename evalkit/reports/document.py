@@ -8,9 +8,11 @@ plug-in reaches exactly one place that escapes it, per output format. Text field
 Blocks:
   ``Paragraph``  a sentence or two (``kind``: text, note, warning)
   ``Table``      header + rows of plain-text cells; ``marked`` cells (row, column) are the best of their row/column,
-                 shown bold; ``caption`` under it
+                 shown bold; ``caption`` under it. A ``Cell`` (a str) is a number whose detail (interval, n) is
+                 shown smaller under its value, so that a column stays narrow
   ``Figure``     a PNG (bytes) with a caption and alt text; ``name`` is its file name beside report.md
-  ``ImageGrid``  rows x columns of images on disk (thumbnails that open full size), a label per row and column
+  ``ImageGrid``  rows x columns of images on disk (thumbnails that open full size), a label per row and column,
+                 optionally groups of columns under one label
   ``KeyValues``  a two-column list (provenance, settings)
 A ``Section`` may hold sub-sections (``children``) under its own title; ``data`` of every section and of the report
 goes into report.json unchanged (numbers, not text).
@@ -27,6 +29,20 @@ from typing import Any, Sequence, Union
 class Paragraph:
     text: str
     kind: str = "text"  # text | note | warning
+
+
+class Cell(str):
+    """A table cell of two parts, equal to its plain text (``"value detail"`` unless ``text`` says otherwise): the
+    value on one line, the detail (``[low, high] · n=N``) under it in smaller type (HTML) or after a line break
+    (Markdown)."""
+
+    value: str
+    detail: str
+
+    def __new__(cls, value: str, detail: str = "", text: str | None = None) -> "Cell":
+        cell = super().__new__(cls, text if text is not None else f"{value} {detail}" if detail else value)
+        cell.value, cell.detail = value, detail
+        return cell
 
 
 @dataclass(frozen=True)
@@ -63,10 +79,13 @@ class ImageGrid:
     row_labels: tuple[str, ...]  # one per row (a prompt, shown as text)
     cells: tuple[tuple[GridImage | None, ...], ...]  # rows x columns; None: no image there (shown as a gap)
     thumbnail: int = 160  # longest side of the embedded thumbnail, pixels
+    column_groups: tuple[tuple[str, int], ...] = ()  # (label, columns) over the column labels, e.g. each sample
 
     def __post_init__(self) -> None:
         if len(self.cells) != len(self.row_labels):
             raise ValueError("an image grid needs one label per row")
+        if self.column_groups and sum(n for _, n in self.column_groups) != len(self.column_labels):
+            raise ValueError("an image grid's column groups must span its columns")
         for row in self.cells:
             if len(row) != len(self.column_labels):
                 raise ValueError("every image-grid row needs one cell per column")

@@ -1,5 +1,6 @@
 """Image grids: per benchmark and category, a few prompts (rows) x samples (columns), with several runs side by
-side so that each column pair shows the same prompt and sample: "run A · sample 0", "run B · sample 0", ...
+side under each sample so that each group of columns shows the same prompt and sample: under "sample 0" the
+columns "run A", "run B", ... Thumbnails shrink (down to THUMB_MIN) so that the columns fit a 1280 px window.
 
 The choice is deterministic: the first ``prompts_per_category`` prompt indices of each category (in the first
 run's index.csv, lowest index first) and samples 0..``samples``-1. Images are matched across runs by
@@ -20,6 +21,13 @@ from evalkit.reports.report_format import slug, unique_slug
 from evalkit.runs.store import ImageRecord
 
 UNCATEGORISED = "(no category)"
+THUMBS_WIDTH = 940  # px beside the prompt column in a 1280 px window (report.html's content is 1116 px wide)
+THUMB_MAX, THUMB_MIN, CELL_PADDING = 160, 72, 14
+
+
+def thumbnail_size(columns: int) -> int:
+    """The longest thumbnail side at which ``columns`` images fit THUMBS_WIDTH (wider grids scroll)."""
+    return max(THUMB_MIN, min(THUMB_MAX, THUMBS_WIDTH // max(columns, 1) - CELL_PADDING))
 
 
 def _by_key(run: ReportRun) -> dict[tuple[int, int], ImageRecord]:
@@ -51,8 +59,8 @@ def category_grid(runs: Sequence[ReportRun], category: str, prompts: list[ImageR
                   taken: set[str]) -> Section:
     indexes = [_by_key(run) for run in runs]
     several = len(runs) > 1
-    columns = tuple(f"{run.label} \u00b7 sample {s}" if several else f"sample {s}"
-                    for s in range(samples) for run in runs)
+    columns = tuple(run.label if several else f"sample {s}" for s in range(samples) for run in runs)
+    groups = tuple((f"sample {s}", len(runs)) for s in range(samples)) if several else ()
     rows, cells = [], []
     seed_differs = prompt_differs = 0
     for prompt in prompts:
@@ -66,9 +74,11 @@ def category_grid(runs: Sequence[ReportRun], category: str, prompts: list[ImageR
         rows.append(prompt.prompt)
         cells.append(tuple(row))
     anchor = unique_slug(slug("grid", runs[0].benchmark, category), taken)
-    blocks: list[Any] = [ImageGrid(f"{category}: {len(prompts)} prompt(s) x {samples} sample(s)"
-                                   + (", runs side by side (same prompt and sample in each column pair)" if several
-                                      else ""), columns, tuple(rows), tuple(cells))]
+    caption = f"{category}: {len(prompts)} prompt(s) x {samples} sample(s)" + (
+        f", the {len(runs)} runs side by side under each sample: one prompt and sample (normally one seed) across "
+        f"each group" if several else "")
+    blocks: list[Any] = [ImageGrid(caption, columns, tuple(rows), tuple(cells), thumbnail_size(len(columns)),
+                                   groups)]
     if seed_differs:
         blocks.append(Paragraph(f"Seeds differ between the runs in {seed_differs} of {len(prompts) * samples} "
                                 f"(prompt, sample) pairs here: those columns show the models on different noise.",

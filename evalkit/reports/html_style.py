@@ -1,6 +1,10 @@
 """The stylesheet inlined into report.html: system fonts only (nothing is fetched), readable tables with
 tabular figures, captions under tables and figures, and the pure-CSS ``:target`` overlay that shows an image at
-full size (see evalkit.reports.render_html)."""
+full size (see evalkit.reports.render_html).
+
+Wide tables and grids scroll sideways inside their ``.table-wrap`` (overflow-x: auto), never past the page, with
+their first column (stat, category, prompt) kept in view; a number's interval and N sit under its value in
+smaller type (``.detail``), so that four runs' columns fit a 1280 px window."""
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5b6475; --rule: #d9dde5; --band: #f5f7fa; --accent: #1f5fae;
@@ -29,11 +33,14 @@ table.data, table.kv { width: 100%; font-size: 13.5px; }
 table.data th, table.data td, table.kv th, table.kv td { padding: 6px 10px; border-bottom: 1px solid var(--rule);
     text-align: left; vertical-align: top; }
 table.data thead th { background: var(--band); border-bottom: 2px solid var(--rule); font-weight: 600;
-    white-space: nowrap; }
-table.data tbody tr:nth-child(even) { background: #fafbfc; }
+    overflow-wrap: break-word; }
+table.data tbody tr { background: #fff; } table.data tbody tr:nth-child(even) { background: #fafbfc; }
 table.data tbody th { font-weight: 600; min-width: 9em; }
-table.data td { white-space: nowrap; }
+table.data tbody th, table.data thead th:first-child { position: sticky; left: 0; z-index: 1; }
+table.data tbody th { background: inherit; }
+table.data td.num { white-space: nowrap; }
 table.data td.best { background: #e8f3ea; }
+.detail { display: block; color: var(--muted); font-size: 11.5px; line-height: 1.35; font-weight: 400; }
 table.kv th { width: 210px; color: var(--muted); font-weight: 600; }
 table.kv td { word-break: break-word; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
     font-size: 12.5px; }
@@ -47,9 +54,12 @@ p.para.warning { background: var(--warn-bg); color: var(--warn); border-left: 4p
 table.grid { font-size: 12.5px; }
 table.grid th, table.grid td { padding: 6px; border-bottom: 1px solid var(--rule); vertical-align: top;
     text-align: center; }
-table.grid thead th { font-weight: 600; background: var(--band); }
-table.grid th.prompt { text-align: left; font-weight: 500; max-width: 260px; min-width: 160px;
-    white-space: normal; word-break: break-word; }
+table.grid thead th { font-weight: 600; background: var(--band); overflow-wrap: break-word; }
+table.grid thead th.group { border-bottom: 1px solid var(--rule); }
+table.grid .group-start { border-left: 2px solid var(--rule); }
+table.grid th.prompt { text-align: left; font-weight: 500; max-width: 260px; min-width: 150px;
+    white-space: normal; word-break: break-word; background: #fff; }
+table.grid th.prompt, table.grid thead tr:first-child th:first-child { position: sticky; left: 0; z-index: 1; }
 img.thumb { display: block; margin: 0 auto; max-width: 160px; max-height: 160px; border-radius: 3px;
     border: 1px solid var(--rule); }
 td.gap { color: var(--muted); font-style: italic; }

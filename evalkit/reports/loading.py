@@ -14,13 +14,14 @@ block (seconds per image). They are read here from the document ``parse_metrics`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalkit.errors import EvalkitError
 from evalkit.estimate import Estimate
 from evalkit.reports.records import RunMetrics, metrics_path, parse_metrics, read_json
+from evalkit.reports.run_labels import label_runs
 from evalkit.runs.store import ImageRecord, Run, open_run
 
 Groups = dict[str, dict[str, dict[str, Estimate]]]  # stat -> group kind -> label -> Estimate
@@ -34,7 +35,7 @@ class ReportRun:
     metrics: RunMetrics | None  # None only when loaded with allow_unscored
     groups: Groups = field(default_factory=dict)
     generation: dict[str, Any] | None = None  # metrics.json's "generation" block, else from generation.jsonl
-    label: str = ""  # unique among the report's runs (the run id, suffixed when two runs share one)
+    label: str = ""  # unique among the report's runs: what tells it apart (evalkit.reports.run_labels)
 
     @property
     def run_id(self) -> str:
@@ -101,19 +102,10 @@ def load_run(path: str | Path, allow_unscored: bool = False) -> ReportRun:
                      _groups(document, found) if document else {}, _generation(document, run))
 
 
-def _unique_labels(runs: list[ReportRun]) -> list[ReportRun]:
-    seen: dict[str, int] = {}
-    out = []
-    for run in runs:
-        count = seen.get(run.run_id, 0) + 1
-        seen[run.run_id] = count
-        label = run.run_id if count == 1 else f"{run.run_id} ({count})"
-        out.append(ReportRun(run.path, run.manifest, run.records, run.metrics, run.groups, run.generation, label))
-    return out
-
-
-def load_runs(paths: Sequence[str | Path], allow_unscored: bool = False) -> list[ReportRun]:
-    """The runs of a report, in the order given; the same directory twice is an error."""
+def load_runs(paths: Sequence[str | Path], allow_unscored: bool = False,
+              labels: Mapping[str, str] | None = None) -> list[ReportRun]:
+    """The runs of a report, in the order given, each labelled (evalkit.reports.run_labels: what tells it apart
+    from the others, or ``labels``' {run directory or run id: label}); the same directory twice is an error."""
     if not paths:
         raise EvalkitError("a report needs at least one run directory")
     seen: dict[Path, str] = {}
@@ -124,4 +116,5 @@ def load_runs(paths: Sequence[str | Path], allow_unscored: bool = False) -> list
             raise EvalkitError(f"run {path} is given twice (as {seen[resolved]} too)")
         seen[resolved] = str(path)
         runs.append(load_run(path, allow_unscored))
-    return _unique_labels(runs)
+    names = label_runs([run.manifest for run in runs], [str(p) for p in paths], labels)
+    return [replace(run, label=name) for run, name in zip(runs, names)]

@@ -23,7 +23,7 @@ from typing import Any
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
-from evalkit.reports.document import Figure, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
+from evalkit.reports.document import Cell, Figure, GridImage, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
 from evalkit.reports.html_style import CSS
 
 FULL_MAX_BYTES = 512 * 1024  # larger files (1024 px PNGs) are re-encoded: dozens of them must still open
@@ -33,6 +33,12 @@ _PNG, _JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _header(text: object) -> str:
+    """A column header with a break opportunity after each '=' (a run label ``experts=base_expert`` in a narrow
+    column wraps there, not inside a word)."""
+    return _e(text).replace("=", "=<wbr>")
 
 
 def data_uri(data: bytes) -> str:
@@ -98,14 +104,22 @@ class _Overlays:
         return "\n".join(parts)
 
 
+def _cell_text(cell: str, bold: bool) -> str:
+    """A cell's markup: a ``Cell``'s value (bold when marked) with its detail beneath in smaller type."""
+    value, detail = (cell.value, cell.detail) if isinstance(cell, Cell) else (cell, "")
+    text = f"<strong>{_e(value)}</strong>" if bold else _e(value)
+    return text + (f' <span class="detail">{_e(detail)}</span>' if detail else "")
+
+
 def _table(table: Table) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in table.header)
+    head = "".join(f"<th>{_header(h)}</th>" for h in table.header)
     body = []
     for r, row in enumerate(table.rows):
         cells = []
         for c, cell in enumerate(row):
-            text = f"<strong>{_e(cell)}</strong>" if (r, c) in table.marked else _e(cell)
-            cls = ' class="best"' if (r, c) in table.marked else ""
+            text = _cell_text(cell, (r, c) in table.marked)
+            classes = [name for name, on in (("num", isinstance(cell, Cell)), ("best", (r, c) in table.marked)) if on]
+            cls = f' class="{" ".join(classes)}"' if classes else ""
             cells.append(f"<th scope=\"row\">{text}</th>" if c == 0 else f"<td{cls}>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     caption = f"<p class=\"caption\">{_e(table.caption)}</p>" if table.caption else ""
@@ -118,24 +132,45 @@ def _figure(figure: Figure) -> str:
             f"<figcaption>{_e(figure.caption)}</figcaption></figure>")
 
 
+def _grid_head(grid: ImageGrid) -> str:
+    """One header row of column labels, under a row of column groups (each sample) when the grid has them."""
+    starts = _group_starts(grid)
+    start = ' class="group-start"'
+    labels = "".join(f'<th{start if c in starts else ""}>{_header(label)}</th>'
+                     for c, label in enumerate(grid.column_labels))
+    if not grid.column_groups:
+        return f"<tr><th>prompt</th>{labels}</tr>"
+    groups = "".join(f'<th colspan="{n}" class="group{" group-start" if k else ""}">{_e(label)}</th>'
+                     for k, (label, n) in enumerate(grid.column_groups))
+    return f'<tr><th rowspan="2">prompt</th>{groups}</tr><tr>{labels}</tr>'
+
+
+def _group_starts(grid: ImageGrid) -> set[int]:
+    """The columns that open a column group after the first (drawn with a rule on their left)."""
+    return {sum(n for _, n in grid.column_groups[:k]) for k in range(1, len(grid.column_groups))}
+
+
+def _grid_cell(grid: ImageGrid, label: str, cell: GridImage | None, start: bool, overlays: _Overlays) -> str:
+    cls = ' class="group-start"' if start else ""
+    if cell is None:
+        return f'<td class="gap{" group-start" if start else ""}">no image</td>'
+    overlay, thumb = overlays.link(cell.path, f"{label} \u2014 {cell.caption}" if cell.caption else label)
+    id_attr = f' id="{thumb}"' if thumb else ""
+    seed = cell.caption.rpartition(SEP)[2]
+    return (f'<td{cls}><a href="#{overlay}"{id_attr} title="{_e(cell.caption)}"><img class="thumb" '
+            f'src="{data_uri(thumbnail_bytes(cell.path, grid.thumbnail))}" alt="{_e(cell.caption)}">'
+            f'</a><div class="seed">{_e(seed)}</div></td>')
+
+
 def _grid(grid: ImageGrid, overlays: _Overlays) -> str:
-    head = "<th>prompt</th>" + "".join(f"<th>{_e(label)}</th>" for label in grid.column_labels)
+    starts = _group_starts(grid)
     rows = []
     for label, cells in zip(grid.row_labels, grid.cells):
         tds = [f'<th scope="row" class="prompt">{_e(label)}</th>']
-        for cell in cells:
-            if cell is None:
-                tds.append('<td class="gap">no image</td>')
-                continue
-            overlay, thumb = overlays.link(cell.path, f"{label} \u2014 {cell.caption}" if cell.caption else label)
-            id_attr = f' id="{thumb}"' if thumb else ""
-            seed = cell.caption.rpartition(SEP)[2]
-            tds.append(f'<td><a href="#{overlay}"{id_attr} title="{_e(cell.caption)}"><img class="thumb" '
-                       f'src="{data_uri(thumbnail_bytes(cell.path, grid.thumbnail))}" alt="{_e(cell.caption)}">'
-                       f'</a><div class="seed">{_e(seed)}</div></td>')
+        tds += [_grid_cell(grid, label, cell, c in starts, overlays) for c, cell in enumerate(cells)]
         rows.append(f"<tr>{''.join(tds)}</tr>")
-    return (f'<div class="table-wrap"><table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
-            f'</tbody></table></div><p class="caption">{_e(grid.caption)}</p>')
+    return (f'<div class="table-wrap"><table class="grid"><thead>{_grid_head(grid)}</thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div><p class="caption">{_e(grid.caption)}</p>')
 
 
 def _key_values(kv: KeyValues) -> str:

@@ -8,8 +8,8 @@
 KEY is a short digest of the source path plus the source file name, so the same image is copied once and two
 runs' ``00000_00.png`` do not collide. Every piece of text goes through evalkit.reports.tables.md_escape (a
 prompt with ``<script>`` or ``|`` shows as typed); the only markup written is the report's own (headings, tables,
-links, bold, and one ``<a id>`` per section so the table of contents links work). Nothing is written outside
-``out_dir``: figure names must be plain file names.
+links, bold, a ``<br>`` between a number and its interval in a table cell, and one ``<a id>`` per section so the
+table of contents links work). Nothing is written outside ``out_dir``: figure names must be plain file names.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import atomic
-from evalkit.reports.document import Figure, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
+from evalkit.reports.document import Cell, Figure, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
 from evalkit.reports.render_html import thumbnail_bytes
 from evalkit.reports.tables import md_escape, md_table
 
@@ -53,9 +53,15 @@ class _Images:
         return self.done[path]
 
 
+def _cell(cell: str, bold: bool) -> str:
+    """A ``Cell``'s value (bold when marked), a line break and its detail: a narrow column on GitHub too."""
+    value, detail = (cell.value, cell.detail) if isinstance(cell, Cell) else (cell, "")
+    text = f"**{md_escape(value)}**" if bold else md_escape(value)
+    return f"{text}<br>{md_escape(detail)}" if detail else text
+
+
 def _table(table: Table) -> list[str]:
-    rows = [[f"**{md_escape(cell)}**" if (r, c) in table.marked else md_escape(cell) for c, cell in enumerate(row)]
-            for r, row in enumerate(table.rows)]
+    rows = [[_cell(cell, (r, c) in table.marked) for c, cell in enumerate(row)] for r, row in enumerate(table.rows)]
     lines = md_table([md_escape(h) for h in table.header], rows, escape=False)
     return lines + ([""] + [f"*{md_escape(table.caption)}*"] if table.caption else [])
 
@@ -77,7 +83,9 @@ def _grid(grid: ImageGrid, images: _Images) -> list[str]:
             thumb, full = images.link(cell.path, grid.thumbnail)
             row.append(f"[![{md_escape(cell.caption)}]({thumb})]({full})")
         rows.append(row)
-    header = ["prompt", *(md_escape(c) for c in grid.column_labels)]
+    groups = [label for label, n in grid.column_groups for _ in range(n)]
+    header = ["prompt", *(f"{md_escape(c)} \u00b7 {md_escape(g)}" if g else md_escape(c)
+                          for c, g in zip(grid.column_labels, groups or [""] * len(grid.column_labels)))]
     return md_table(header, rows, escape=False) + ["", f"*{md_escape(grid.caption)}*"]
 
 

@@ -4,10 +4,15 @@ report.json into one directory.
     report = build_report([run_a, run_b], study=Path("study.sqlite"))
     paths = write_report(report, Path("out"))     # {"html": out/report.html, "markdown": ..., "json": ...}
 
-Sections, in order: the metric table of each benchmark (evalkit.reports.metric_tables), the per-category
-breakdown (categories), sweeps among the runs (sweeps), the human study (study_section, with ``study``),
-published zero-shot COCO FID-30K numbers beside evalkit's FID (published; only for a coco run with an fid stat),
-image grids (grids), generation efficiency and provenance (run_info). Every builder returns document blocks
+Every run is shown under its label (evalkit.reports.run_labels: the settings that tell it apart from the other
+runs, e.g. ``base.guidance=1``, or one given in ``labels``); report.json's ``data.runs`` maps each label to its run
+id and path, and the sections' data are keyed by label.
+
+Sections, in order: the runs (label, run id, adapter, checkpoint, benchmark, N, seed, what differs; run_info),
+the metric table of each benchmark (evalkit.reports.metric_tables), the per-category breakdown (categories),
+sweeps among the runs (sweeps), the human study (study_section, with ``study``), published zero-shot COCO
+FID-30K numbers beside evalkit's FID (published; only for a coco run with an fid stat), image grids (grids),
+generation efficiency and provenance (run_info). Every builder returns document blocks
 (evalkit.reports.document) and no markup; the three renderers escape text for their own format.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from evalkit import __version__
 from evalkit.errors import EvalkitError
@@ -25,7 +30,7 @@ from evalkit.reports.grids import grid_sections
 from evalkit.reports.loading import ReportRun, load_runs
 from evalkit.reports.metric_tables import metric_sections
 from evalkit.reports.published import published_section
-from evalkit.reports.run_info import efficiency_section, provenance_section
+from evalkit.reports.run_info import efficiency_section, provenance_section, runs_section
 
 REPORT_FILES = {"html": "report.html", "markdown": "report.md", "json": "report.json"}
 
@@ -37,10 +42,21 @@ def _title(runs: Sequence[ReportRun]) -> str:
     return f"evalkit report: {len(runs)} runs on {benchmarks}"
 
 
+def _count(runs: Sequence[ReportRun]) -> str:
+    return "1 run" if len(runs) == 1 else f"{len(runs)} runs"
+
+
 def _sweeps(runs: Sequence[ReportRun]) -> list[Section]:
+    """Sweeps among the scored runs, each run shown under its label (one run listed twice is one run)."""
     from evalkit.reports.sweeps import sweep_sections
 
-    return sweep_sections([(run.manifest, run.metrics) for run in runs if run.metrics is not None])
+    seen: set[str] = set()
+    chosen = []
+    for run in runs:
+        if run.metrics is not None and run.run_id not in seen:
+            seen.add(run.run_id)
+            chosen.append(({**run.manifest, "run_id": run.label}, run.metrics))  # sweeps name a run by run_id
+    return sweep_sections(chosen)
 
 
 def _study(study: Path) -> Section:
@@ -50,14 +66,16 @@ def _study(study: Path) -> Section:
 
 
 def build_report(runs: Sequence[str | Path], study: str | Path | None = None, prompts_per_category: int = 3,
-                 samples: int = 2, title: str | None = None, allow_unscored: bool = False) -> Report:
-    """The report of ``runs`` (run directories) and, when given, the human study database ``study``."""
+                 samples: int = 2, title: str | None = None, allow_unscored: bool = False,
+                 labels: Mapping[str, str] | None = None) -> Report:
+    """The report of ``runs`` (run directories) and, when given, the human study database ``study``; ``labels``
+    ({run directory or run id: label}) replaces derived labels."""
     if prompts_per_category < 1:
         raise EvalkitError(f"prompts per category must be at least 1, got {prompts_per_category}")
     if samples < 1:
         raise EvalkitError(f"samples must be at least 1, got {samples}")
-    loaded = load_runs(runs, allow_unscored)
-    sections: list[Section] = [*metric_sections(loaded), *category_sections(loaded), *_sweeps(loaded)]
+    loaded = load_runs(runs, allow_unscored, labels)
+    sections: list[Section] = [runs_section(loaded), *metric_sections(loaded), *category_sections(loaded), *_sweeps(loaded)]
     if study is not None:
         if not Path(study).is_file():
             raise EvalkitError(f"study database {study} does not exist")
@@ -71,8 +89,8 @@ def build_report(runs: Sequence[str | Path], study: str | Path | None = None, pr
     data = {"runs": [{"label": run.label, "path": str(run.path), "run_id": run.run_id, "benchmark": run.benchmark}
                      for run in loaded],
             "generated_at": stamp, "evalkit_version": __version__, "study": None if study is None else str(study),
-            "subtitle": f"{len(loaded)} run(s): {', '.join(run.label for run in loaded)} \u00b7 made {stamp} by "
-                        f"evalkit {__version__} from the runs' metrics.json (no number recomputed)"}
+            "subtitle": f"{_count(loaded)}, labelled as under Runs \u00b7 made {stamp} by evalkit {__version__} "
+                        f"from the runs' metrics.json (no number recomputed)"}
     return Report(title or _title(loaded), tuple(sections), data)
 
 

@@ -10,6 +10,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from evalkit.estimate import Estimate
+from evalkit.reports.document import Cell
 from evalkit.reports.tables import format_number
 
 UP, DOWN = "\u2191", "\u2193"  # ↑ higher is better, ↓ lower is better
@@ -21,15 +22,18 @@ def row_scale(estimates: Sequence[Estimate | None]) -> float | None:
     return max(values) if values else None
 
 
-def estimate_cell(est: Estimate | None, scale: float | None = None) -> str:
-    """``value [low, high] · n=N`` in the row's style (``scale``, see ``row_scale``); a dash for no number."""
+def estimate_cell(est: Estimate | None, scale: float | None = None) -> Cell:
+    """``value [low, high] · n=N`` in the row's style (``scale``, see ``row_scale``), the value apart from its
+    interval and N (``Cell``); a dash for no number."""
     if est is None:
-        return "\u2014"
+        return Cell("\u2014")
     if est.value is None:
-        return f"n/a \u00b7 n={est.n}"
+        return Cell("n/a", f"n={est.n}", f"n/a \u00b7 n={est.n}")
     scale = est.value if scale is None else scale
-    interval = (f" [{format_number(est.low, scale)}, {format_number(est.high, scale)}]" if est.has_interval else "")
-    return f"{format_number(est.value, scale)}{interval} \u00b7 n={est.n}"
+    value = format_number(est.value, scale)
+    if not est.has_interval:
+        return Cell(value, f"n={est.n}", f"{value} \u00b7 n={est.n}")
+    return Cell(value, f"[{format_number(est.low, scale)}, {format_number(est.high, scale)}] \u00b7 n={est.n}")
 
 
 def direction(higher_is_better: bool | None) -> str:

@@ -1,4 +1,8 @@
-"""Generation efficiency and provenance of every run.
+"""The runs of a report: the overview at its top, generation efficiency and provenance of every run.
+
+The overview (section ``runs``) maps each run's label (evalkit.reports.run_labels: what tells it apart, or the
+one given with ``--label``) to its run id, adapter, checkpoint hash, benchmark, N images, images per prompt, seed
+and every setting that differs among the runs, under its full name.
 
 Efficiency (HEIM's efficiency aspect) comes from metrics.json's ``generation`` block, or from the run's
 generation.jsonl when it was not scored with one (evalkit.runs.efficiency): seconds per image as the median over
@@ -18,9 +22,35 @@ from typing import Any, Sequence
 
 from evalkit.reports.document import KeyValues, Paragraph, Section, Table
 from evalkit.reports.loading import ReportRun
-from evalkit.reports.report_format import compact, slug
+from evalkit.reports.report_format import compact, short_hash, slug
+from evalkit.reports.run_labels import differences
 
 NOT_RECORDED = "not recorded"
+
+
+RUNS_CAPTION = ("Each run's label heads its column in every table, chart and grid below: the settings that tell "
+                "it apart from the other runs (a value most of them share is left out of their labels), or the "
+                "label given with --label; \"differs\" lists every setting that differs among the runs.")
+
+
+def _overview_row(run: ReportRun, differs: str) -> tuple[str, ...]:
+    manifest = run.manifest
+    adapter = manifest.get("adapter") or {}
+    bench = manifest.get("benchmark") or {}
+    return (run.label, run.run_id, str(adapter.get("name", "?")), short_hash(adapter.get("checkpoint_hash"), 8),
+            f"{run.benchmark} ({bench.get('prompts', '?')} prompts)", str(manifest.get("n_images", "?")),
+            str(manifest.get("images_per_prompt", "?")), str(manifest.get("seed", "?")), differs)
+
+
+def runs_section(runs: Sequence[ReportRun]) -> Section:
+    """The table that maps each label to its run (see the module docstring)."""
+    differs = differences([run.manifest for run in runs]) if len(runs) > 1 else ["(one run)"] * len(runs)
+    header = ("label", "run id", "adapter", "checkpoint", "benchmark", "N images", "images / prompt", "seed",
+              "differs")
+    table = Table(header, tuple(_overview_row(run, d) for run, d in zip(runs, differs)), RUNS_CAPTION)
+    data = {"runs": [{"label": run.label, "run_id": run.run_id, "path": str(run.path), "differs": d}
+                     for run, d in zip(runs, differs)]}
+    return Section("Runs", "runs", (table,), data=data)
 
 
 def _seconds(value: Any) -> str:
@@ -88,7 +118,8 @@ def provenance_items(manifest: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def provenance_section(runs: Sequence[ReportRun]) -> Section:
-    children = tuple(Section(run.label, slug("provenance", run.label, index),
+    children = tuple(Section(run.label if run.label == run.run_id else f"{run.label} ({run.run_id})",
+                             slug("provenance", run.run_id, index),
                              (KeyValues(provenance_items(run.manifest), f"{run.path}"),),
                              data={"path": str(run.path), "manifest": run.manifest})
                      for index, run in enumerate(runs))

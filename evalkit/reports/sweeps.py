@@ -26,10 +26,10 @@ from typing import Any, Mapping, Sequence
 
 from evalkit.estimate import Estimate
 from evalkit.reports import sweep_plots
-from evalkit.reports.document import Figure, KeyValues, Paragraph, Section, Table
+from evalkit.reports.document import Cell, Figure, KeyValues, Paragraph, Section, Table
 from evalkit.reports.keys import blocking_differences, noted_differences
 from evalkit.reports.records import RunMetrics, StatRecord
-from evalkit.reports.tables import format_estimate
+from evalkit.reports.tables import format_estimate, format_number
 
 LOCATION_FIELDS = ("checkpoint", "model_path")  # where the weights were found; the checkpoint hash says what
 DISTANCE_ORDER = ("fid", "fd-dinov2", "cmmd", "kid", "fid-clip", "fd")
@@ -231,9 +231,18 @@ def _arrow(record: StatRecord) -> str:
     return f"{record.name} {'↑' if record.higher_is_better else '↓'}"
 
 
+def _cell(est: Estimate | None) -> str:
+    """``value [low, high]``, the interval shown under the value (a narrow column)."""
+    text = format_estimate(est)
+    if est is None or est.value is None or not est.has_interval:
+        return text
+    return Cell(format_number(est.value), f"[{format_number(est.low, est.value)}, "
+                f"{format_number(est.high, est.value)}]", text)
+
+
 def sweep_table(sweep: Sweep, names: Sequence[str], records: Mapping[str, StatRecord]) -> Table:
     """One row per run (its setting's value), one column per stat; the best of each column marked."""
-    rows = tuple((r.text, r.label, *(format_estimate(_estimate(r, n)) for n in names)) for r in sweep.runs)
+    rows = tuple((r.text, r.label, *(_cell(_estimate(r, n)) for n in names)) for r in sweep.runs)
     marked = set()
     for column, name in enumerate(names, start=2):
         values = [(i, e.value) for i, r in enumerate(sweep.runs) if (e := _estimate(r, name)) and e.value is not None]

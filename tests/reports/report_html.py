@@ -41,7 +41,7 @@ class _Parser(HTMLParser):
         attributes = {k: v or "" for k, v in attrs}
         element = Element(tag, attributes, classes=tuple(attributes.get("class", "").split()))
         self.page.elements.append(element)
-        if tag not in ("img", "meta", "br", "link", "input"):
+        if tag not in ("img", "meta", "br", "wbr", "link", "input"):
             self.stack.append(element)
         if tag == "table":
             self.table = []

@@ -39,6 +39,12 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+def _labels(report_dir: Path) -> dict[str, str]:
+    """{run directory name: its label in the report}, from report.json's data.runs."""
+    runs = json.loads((report_dir / "report.json").read_text())["data"]["runs"]
+    return {Path(r["path"]).name: r["label"] for r in runs}
+
+
 def _decode(src: str) -> Image.Image:
     match = re.fullmatch(r"data:image/(png|jpeg);base64,([A-Za-z0-9+/=]+)", src)
     assert match, src[:60]
@@ -71,10 +77,11 @@ def test_html_metric_table_marks_the_best_run(report_dir, toy_runs):
     page = parse_page((report_dir / "report.html").read_text(encoding="utf-8"))
     classes = [cls for cls, _ in page.tables]
     assert classes.count("data") >= 1 + 1 + 7  # metric table, key table, one per toy-world stat's categories
-    header, *rows = next(rows for cls, rows in page.tables if cls == "data")
+    names = _labels(report_dir)
+    header, *rows = next(rows for cls, rows in page.tables if cls == "data" and rows[0][0][1] == "stat")
     labels = [text for _, text, _ in header]
-    assert labels[:2] == ["stat", "better"] and toy_runs.truth.name in labels and toy_runs.shuffled.name in labels
-    truth, shuffled = labels.index(toy_runs.truth.name), labels.index(toy_runs.shuffled.name)
+    assert labels[:2] == ["stat", "better"] and names[toy_runs.truth.name] in labels
+    truth, shuffled = labels.index(names[toy_runs.truth.name]), labels.index(names[toy_runs.shuffled.name])
     by_stat = {row[0][1]: row for row in rows}
     for stat, scored in _metrics(toy_runs.truth).items():
         row = by_stat[stat]
@@ -85,7 +92,8 @@ def test_html_metric_table_marks_the_best_run(report_dir, toy_runs):
         # the same benchmark, N and options: comparable, so the higher accuracy is bold (both when tied)
         assert row[truth][2] is (value >= other) and row[shuffled][2] is (other >= value)
     assert "kid" not in by_stat  # the prompt-file run has its own benchmark's table
-    file_table = next(rows for cls, rows in page.tables if cls == "data" and rows[0][-1][1] == toy_runs.escaped.name)
+    file_table = next(rows for cls, rows in page.tables
+                      if cls == "data" and rows[0][0][1] == "stat" and rows[0][-1][1] == names[toy_runs.escaped.name])
     kid = {row[0][1]: row for row in file_table[1:]}["kid"]
     assert kid[1][1] == "\u2193 lower" and not any(bold for _, _, bold in kid)  # one number: no best
     assert "toyworld.all" in (report_dir / "report.html").read_text() and "pixels" in page.find("main")[0].text
@@ -102,14 +110,15 @@ def test_html_categories_charts_and_grids(report_dir, toy_runs):
     grids = [rows for cls, rows in page.tables if cls == "grid"]
     categories = {r.category for r in open_run(toy_runs.truth).records()}
     assert len(grids) == len(categories) + 2  # the toy-world categories, and the prompt file's two
-    header = [text for _, text, _ in grids[0][0]]
-    assert header == ["prompt", f"{toy_runs.truth.name} \u00b7 sample 0", f"{toy_runs.shuffled.name} \u00b7 sample 0",
-                      f"{toy_runs.truth.name} \u00b7 sample 1", f"{toy_runs.shuffled.name} \u00b7 sample 1"]
+    names = _labels(report_dir)
+    truth, shuffled = names[toy_runs.truth.name], names[toy_runs.shuffled.name]
+    assert [text for _, text, _ in grids[0][0]] == ["prompt", "sample 0", "sample 1"]  # each sample over the runs
+    assert [text for _, text, _ in grids[0][1]] == [truth, shuffled, truth, shuffled]
     overlays = page.find("div", "overlay")
     thumbs = [a for a in page.find("a") if a.attrs.get("href", "").startswith("#img-")]
     assert len(overlays) == len({a.attrs["href"] for a in thumbs}) > 0
     full = _decode(next(e for e in page.elements if e.tag == "img" and "thumb" not in e.classes
-                        and toy_runs.truth.name in e.attrs.get("alt", "")).attrs["src"])
+                        and f"\u2014 {truth} \u00b7 prompt" in e.attrs.get("alt", "")).attrs["src"])
     assert full.size == (64, 64)  # embedded at full size
     warnings = [p.text for p in page.find("p", "warning")]
     assert any("Seeds differ between the runs" in w for w in warnings)  # the shuffled run has run seed 1
@@ -138,20 +147,24 @@ def test_json_holds_the_numbers_exactly(report_dir, toy_runs):
     assert report["evalkit_report"] == 1 and report["title"] == "Report test"
     assert [r["path"] for r in report["data"]["runs"]] == [str(toy_runs.truth), str(toy_runs.shuffled),
                                                            str(toy_runs.escaped)]
+    assert [r["run_id"] for r in report["data"]["runs"]] == [toy_runs.truth.name, toy_runs.shuffled.name,
+                                                             toy_runs.escaped.name]  # run ids are the folder names
+    names = _labels(report_dir)
     sections = {s["anchor"]: s for s in report["sections"]}
+    assert [r["label"] for r in sections["runs"]["data"]["runs"]] == list(names.values())
     for run in (toy_runs.truth, toy_runs.shuffled):
         scored = _metrics(run)
         table = sections["metrics-toyworld"]["data"]["stats"]
         for stat, body in scored.items():
-            assert table[stat][run.name]["overall"] == body["overall"]
-            assert table[stat][run.name]["key"] == body["key"]
+            assert table[stat][names[run.name]]["overall"] == body["overall"]
+            assert table[stat][names[run.name]]["key"] == body["key"]
         children = {c["anchor"]: c["data"] for c in sections["categories-toyworld"]["children"]}
         for stat, body in scored.items():
-            assert children[f"categories-toyworld-{stat.replace('.', '-')}-category"]["values"][run.name] == \
+            assert children[f"categories-toyworld-{stat.replace('.', '-')}-category"]["values"][names[run.name]] == \
                 body["groups"]["category"]
     kid = _metrics(toy_runs.escaped)["kid"]
-    assert sections["metrics-file"]["data"]["stats"]["kid"][toy_runs.escaped.name]["overall"] == kid["overall"]
-    efficiency = sections["efficiency"]["data"][toy_runs.truth.name]
+    assert sections["metrics-file"]["data"]["stats"]["kid"][names[toy_runs.escaped.name]]["overall"] == kid["overall"]
+    efficiency = sections["efficiency"]["data"][names[toy_runs.truth.name]]
     assert efficiency == json.loads((toy_runs.truth / "metrics.json").read_text())["generation"]
     assert sections["provenance"]["children"][0]["data"]["manifest"]["run_id"] == toy_runs.truth.name
     text = (report_dir / "report.json").read_text()
