@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image
 
@@ -74,6 +74,12 @@ UNUSED = {
     "stage_2": ("safety_checker", "feature_extractor", "watermarker", "text_encoder", "tokenizer"),
 }
 NO_SAFETY = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+
+
+class Cascade(NamedTuple):
+    encoder: Any  # stage I's pipeline as loaded: its T5 encodes the prompts
+    stage_1: Any  # the same UNet and scheduler without the text encoder: denoises from given embeddings
+    stage_2: Any
 
 
 def locate_stages(options: AdapterOptions) -> dict[str, PipelineLocation]:
@@ -233,17 +239,21 @@ class DeepFloydIFAdapter:
             self._checkpoint_hash = combined.hexdigest()
         return self._checkpoint_hash
 
-    def _load(self):
+    def _load(self) -> Cascade:
         unets = torch_dtype(self.dtype)
-        first = load_pipeline(
+        encoder = load_pipeline(
             STAGE_CLASSES["stage_1"], self.stages["stage_1"].path, self.device,
             {"default": unets, "text_encoder": torch_dtype(self.text_encoder_dtype)}, self.variant, **NO_SAFETY,
         )
-        second = load_pipeline(
+        # Stage I's denoiser as its own pipeline sharing the UNet and scheduler, without the text encoder: a
+        # pipeline with one casts given embeddings back to the encoder's dtype, which float16/bfloat16 UNets reject.
+        stage_1 = type(encoder)(**{**encoder.components, "text_encoder": None, "tokenizer": None, **NO_SAFETY})
+        stage_1.set_progress_bar_config(disable=True)
+        stage_2 = load_pipeline(
             STAGE_CLASSES["stage_2"], self.stages["stage_2"].path, self.device, unets, self.variant,
             text_encoder=None, tokenizer=None, **NO_SAFETY,
         )
-        return first, second
+        return Cascade(encoder, stage_1, stage_2)
 
     def stage_sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(stage I size, stage II size) for a run of height x width."""
@@ -258,26 +268,25 @@ class DeepFloydIFAdapter:
             )
         return (height // u, width // u), (height, width)
 
-    def _embeddings(self, stage_1, prompts: list[str]):
+    def _embeddings(self, encoder, prompts: list[str]):
         """T5 embeddings of the prompts (and of the negative prompt when either stage guides), computed once."""
         guided = self.guidance > 1 or self.sr_guidance > 1
         negative = [self.negative_prompt] * len(prompts) if self.negative_prompt is not None else None
-        embeds, negative_embeds = stage_1.encode_prompt(
+        embeds, negative_embeds = encoder.encode_prompt(
             prompts, do_classifier_free_guidance=guided, negative_prompt=negative, clean_caption=self.clean_caption
         )
-        unet_dtype = stage_1.unet.dtype
+        unet_dtype = encoder.unet.dtype
         return embeds.to(unet_dtype), None if negative_embeds is None else negative_embeds.to(unet_dtype)
 
     def _cascade(self, batch: GenerationBatch, sizes) -> list[Image.Image]:
-        stage_1, stage_2 = self._pipelines
         (h1, w1), (h2, w2) = sizes
         generators = cpu_generators(batch.seeds)
-        embeds, negative = self._embeddings(stage_1, list(batch.prompts))
-        low = stage_1(
+        embeds, negative = self._embeddings(self._pipelines.encoder, list(batch.prompts))
+        low = self._pipelines.stage_1(
             prompt_embeds=embeds, negative_prompt_embeds=negative, height=h1, width=w1, generator=generators,
             num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="pt",
         ).images
-        return stage_2(
+        return self._pipelines.stage_2(
             image=low, prompt_embeds=embeds, negative_prompt_embeds=negative, height=h2, width=w2,
             generator=generators, num_inference_steps=self.sr_steps, guidance_scale=self.sr_guidance,
             noise_level=self.noise_level, output_type="pil",

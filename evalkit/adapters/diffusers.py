@@ -18,7 +18,8 @@ hold ``model_index.json``. Nothing is downloaded; loading uses local files only.
 Every image gets its own CPU ``torch.Generator`` seeded with its evalkit seed, so its starting noise (and the
 noise of ancestral samplers) depends only on its own seed: the same (prompt, seed) gives the same image whatever
 else is in the batch, and the same noise on CPU or GPU. The safety checker is never loaded: it replaces flagged
-images with black squares, which would silently corrupt FID and CLIP scores; evaluate what the model drew.
+images with black squares, which would silently corrupt FID and CLIP scores; evaluate what the model drew. For the
+same reason SDXL-style pipelines get ``add_watermarker=False`` (their invisible watermark alters every image).
 
 On ``--device cuda`` / ``cuda:N`` an out-of-memory error is one line naming a smaller ``--batch-size`` to try
 (``evalkit.adapters.gpu``). ``load_pipeline`` and ``DiffusersAdapter``'s hooks (``_locate``, ``_pipeline_class``,
@@ -334,6 +335,9 @@ class DiffusersAdapter:
 
     def _load(self):
         components = dict(safety_checker=None, requires_safety_checker=False) if self.has_safety_checker else {}
+        pipeline_init = inspect.signature(getattr(_import_diffusers(), self.pipeline_class).__init__).parameters
+        if "add_watermarker" in pipeline_init:  # SDXL: an invisible watermark would alter every image's pixels
+            components["add_watermarker"] = False
         pipeline = load_pipeline(
             self.pipeline_class, self.path, self.device, torch_dtype(self.dtype), self.variant, **components
         )
