@@ -102,6 +102,8 @@ class ImageServer:
         if fault.startswith("429"):
             _, _, retry_after = fault.partition(":")
             return 429, {"Retry-After": retry_after} if retry_after else {}, b'{"error": "rate limited"}'
+        if fault in ("301", "302", "307", "308"):
+            return int(fault), {"Location": self.base + "/moved"}, b""
         if fault.isdigit():
             return int(fault), {}, json.dumps({"error": f"injected {fault}"}).encode()
         if fault == "not_json":
@@ -125,6 +127,8 @@ class ImageServer:
             width += 1
             pixels = bytes(width * height * 3)
         encoded = encode(pixels, width, height, "JPEG" if body.get("format") == "jpeg" else "PNG")
+        if body.get("data_url"):
+            encoded = "data:image/png;base64," + encoded
         if fault == "bad_base64":
             encoded = encoded[:-3] + "!!!"
         if fault == "not_image":

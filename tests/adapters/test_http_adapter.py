@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -239,28 +238,29 @@ def test_requests_per_minute(capsys, tmp_path):
     assert len(arrivals) == 5 and min(gaps) >= 0.12 and arrivals[-1] - arrivals[0] >= 0.75, gaps
 
 
-def test_a_killed_run_never_pays_twice(tmp_path):
+def test_a_killed_run_never_pays_twice(capsys, tmp_path):
     """kill -9 while a batch is half answered: the answered requests are in the cache, the rerun asks only for
     the rest (the run directory saves a batch's images only once the whole batch is back)."""
     prompts, texts = prompt_file(tmp_path, 4)
     with ImageServer() as server:
         server.hold.clear()
         server.script(texts[3], "hold")
-        command = [sys.executable, "-m", "evalkit", "run", "--model", "http", "--opt", f"url={server.base}{NATIVE_PATH}",
-                   "--opt", f"cache_dir={tmp_path / 'cache'}", "--prompts", str(prompts), "--out", str(tmp_path / "runs"),
-                   "--images-per-prompt", "1", "--size", "16", "--quiet"]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-        deadline = time.monotonic() + 30
+        url, cache = f"url={server.base}{NATIVE_PATH}", f"cache_dir={tmp_path / 'cache'}"
+        command = [sys.executable, "-m", "evalkit", "run", "--model", "http", "--opt", url, "--opt", cache,
+                   "--prompts", str(prompts), "--out", str(tmp_path / "runs"), "--images-per-prompt", "1",
+                   "--size", "16x24", "--quiet"]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
         while sum(server.successes.values()) < 3 or len(cache_entries(tmp_path / "cache")) < 3:
             assert time.monotonic() < deadline and child.poll() is None, child.communicate()
             time.sleep(0.05)
         child.send_signal(signal.SIGKILL)
-        child.communicate()
+        _, killed_err = child.communicate()
         server.hold.set()
         run_dirs = list((tmp_path / "runs").iterdir())
         assert len(run_dirs) == 1 and not list((run_dirs[0] / "images").glob("*.png"))  # nothing saved yet
-        rerun = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        assert rerun.returncode == 0, rerun.stderr
-        assert [server.successes[p] for p in texts] == [1, 1, 1, 2], rerun.stderr  # prompt 3's held reply went to the dead run
-        assert_images_are_the_servers(run_dirs[0], 16, 16)
-    assert_key_absent(tmp_path, rerun.stdout, rerun.stderr)
+        code, out, err = run(capsys, url.removeprefix("url="), prompts, tmp_path / "runs", "--opt", cache)
+        assert code == 0, err
+        assert [server.successes[p] for p in texts] == [1, 1, 1, 2]  # prompt 3's held reply went to the dead run
+        assert_images_are_the_servers(run_dirs[0], 16, 24)
+    assert_key_absent(tmp_path, out, err, killed_err.decode())
