@@ -36,8 +36,9 @@ def synthetic_run(root: Path, run_id: str, prompts: int, samples: int, shade: in
     records = [ImageRecord(prompt_index=p, sample=s, seed=p * 100 + s, file=image_file(p, s),
                            prompt=prompt_format.format(p), category=CATEGORIES[p % len(CATEGORIES)])
                for p in range(prompts) for s in range(samples)]
-    manifest = {"run_id": run_id, "benchmark": {"name": "synthetic", "content_hash": "synthetic-1"},
-                "adapter": {"name": "synthetic", "config": {}, "checkpoint_hash": None}}
+    manifest = {"run_id": run_id, "benchmark": {"name": "synthetic", "content_hash": "synthetic-1", "prompts": prompts},
+                "adapter": {"name": "synthetic", "config": {}, "checkpoint_hash": None}, "seed": 0,
+                "images_per_prompt": samples, "height": size, "width": size, "n_images": prompts * samples}
     run = Run.create(path, manifest, records)
     for record in records:
         colour = (shade, (40 * record.prompt_index) % 256, (60 * record.sample) % 256)

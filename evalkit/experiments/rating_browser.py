@@ -52,12 +52,13 @@ class VoteCheck:
     duplicated: int = 0       # rows beyond one per (rater, trial, question)
     changed: int = 0          # a row whose answer differs from the submitted one
     unsubmitted: int = 0      # a row nobody submitted
+    wrong_trial: int = 0      # a browser submission whose page showed another trial's prompt
     latencies_s: list[float] = field(default_factory=list)  # submit to created_at, one per submitted trial
 
     @property
     def ok(self) -> bool:
         return self.submitted == self.recorded and not (self.lost or self.duplicated or self.changed
-                                                        or self.unsubmitted)
+                                                        or self.unsubmitted or self.wrong_trial)
 
 
 def _epoch(created_at: str) -> float:
@@ -72,6 +73,7 @@ def check_votes(db_path: str | Path, submissions: list[Submission]) -> VoteCheck
         rows = conn.execute(
             f"SELECT rater_id, trial_id, question, choice, left_side, created_at FROM votes"
             f" WHERE rater_id IN ({','.join('?' * len(raters))})", raters).fetchall()
+        prompts = dict(conn.execute("SELECT trial_id, prompt FROM trials"))
     finally:
         conn.close()
     check = VoteCheck(recorded=len(rows))
@@ -82,6 +84,8 @@ def check_votes(db_path: str | Path, submissions: list[Submission]) -> VoteCheck
     check.duplicated = sum(len(found) - 1 for found in stored.values())
     wanted = set()
     for sub in submissions:
+        if sub.prompt_shown and " ".join(str(prompts.get(sub.trial_id)).split()) not in sub.prompt_shown:
+            check.wrong_trial += 1
         times = []
         for question, answer in sub.answers.items():
             key = (sub.rater_id, sub.trial_id, question)
@@ -126,6 +130,11 @@ async def sign_in(page, url: str, text: str) -> None:
     await page.get_by_text("Prompt:").first.wait_for(timeout=WAIT_MS)
 
 
+async def prompt_text(page) -> str:
+    """The prompt line as the rater reads it (rendered text, not markup)."""
+    return await page.locator("[data-testid='stMarkdownContainer']").filter(has_text="Prompt:").first.inner_text()
+
+
 async def answer_and_submit(page, trial_id: int, answers: dict[str, str]) -> float:
     """Click the answers, wait until the server shows each as chosen, click submit; returns the click's time."""
     from playwright.async_api import expect
@@ -156,7 +165,7 @@ async def _rater(browser, url: str, rater_id: str, votes: int, questions: list[s
         for step in range(votes):
             await _progress(page, step)
             trial_id = await _trial_id(page, {s.trial_id for s in made})
-            prompt = await page.get_by_text("Prompt:").first.inner_text()
+            prompt = await prompt_text(page)
             answers = {question: rng.choice(SCREEN_ANSWERS) for question in questions}
             submitted_at = await answer_and_submit(page, trial_id, answers)
             await _progress(page, step + 1)
