@@ -22,7 +22,6 @@ dtype, variant), and
     repo               a Hub repository id in the local Hugging Face cache, instead of --model-path
     guidance_rescale   rescale of the guided prediction (Lin et al. 2023, "Common Diffusion Noise Schedules and
                        Sample Steps are Flawed", eq. 16), default 0 (off)
-    clip_skip          skip this many final CLIP layers when encoding the prompt (default: none)
     negative_prompt_2  SDXL only: the negative prompt of the second text encoder (default: negative_prompt)
 
 Precision: ``dtype`` loads every component in it, the CLIP text encoders included (they are trained and shipped in
@@ -46,7 +45,6 @@ FAMILIES = ("stable-diffusion", "stable-diffusion-xl")  # AutoPipeline's names f
 SD_CALL_OPTIONS = {
     **CALL_OPTIONS,
     "guidance_rescale": ("guidance_rescale", float),
-    "clip_skip": ("clip_skip", int),
     "negative_prompt_2": ("negative_prompt_2", str),
 }
 OTHER_ADAPTERS = {"IF": "deepfloyd-if"}  # class-name prefix -> the adapter that runs it
@@ -126,7 +124,6 @@ class StableDiffusionAdapter(DiffusersAdapter):
             "family": self.family,
             "checkpoint_class": self.checkpoint_class,
             "guidance_rescale": self.call_values["guidance_rescale"],
-            "clip_skip": self.call_values["clip_skip"],
             "negative_prompt_2": self.call_values["negative_prompt_2"],
         }
 
