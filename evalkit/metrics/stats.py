@@ -76,20 +76,7 @@ class GaussianStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "GaussianStats":
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys = set(data.files)
-                if not {"mu", "sigma"} <= keys:
-                    raise EvalkitError(f"{path} has no 'mu' and 'sigma' arrays (found: {', '.join(sorted(keys))})")
-                mu = np.asarray(data["mu"], dtype=np.float64)
-                sigma = np.asarray(data["sigma"], dtype=np.float64)
-                n = int(data["n"]) if "n" in keys else None
-                meta = json.loads(str(data["meta"])) if "meta" in keys else {}
-        except (OSError, ValueError) as error:
-            raise EvalkitError(f"{path} is not a readable .npz statistics file ({error})") from None
-        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-            raise EvalkitError(f"{path}: expected mu of shape (d,) and sigma (d, d), got {mu.shape} and {sigma.shape}")
-        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-            raise EvalkitError(f"{path}: statistics contain NaN or infinite values")
-        return cls(mu=mu, sigma=sigma, n=n if n is not None and n >= 0 else None, meta=meta)
+        """Read a .npz statistics file, checked at the boundary (evalkit/metrics/stats_file.py says how)."""
+        from evalkit.metrics.stats_file import read_stats_file
+
+        return read_stats_file(path)
