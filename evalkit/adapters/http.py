@@ -67,9 +67,10 @@ The API key is read from the environment only. It is sent in the auth header and
 (a server that echoes it in an error) has it replaced by ``[redacted]``. ``config()`` records the contract, the
 endpoint, the model and the extra fields, everything that changes images; concurrency, limits and retries do not
 change images and are left out, so changing them resumes the same run. ``checkpoint_hash()`` is None: name the
-model version in ``model`` or an ``extra.*`` field. The device is ``remote:<host>``. Each image's details
-(``latency_ms`` of the request that made it, ``attempts``, ``cached``, and the server's ``cost`` and
-``server_latency_ms`` when it sent them) go into the run's generation.jsonl with its batch.
+model version in ``model`` or an ``extra.*`` field. The device is ``remote:<host>``. Each image's details go
+into the run's generation.jsonl with its batch: ``latency_ms`` (client-side, of the request that made it),
+``attempts`` (requests it took), ``cached`` (true when this run took it from the cache: made, and paid for,
+earlier), the server's ``cost`` and ``server_latency_ms`` when it sent them, and an OpenAI ``revised_prompt``.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class HttpAdapter:
             headers[self.settings.auth_header] = f"{scheme} {self._key}" if scheme else self._key
         return headers
 
-    def __repr__(self) -> str:  # the default would be harmless too; this one is certain to stay so
+    def __repr__(self) -> str:  # names no header: the key cannot show up in a printed adapter
         return f"HttpAdapter({self.settings.api}, {self.endpoint})"
 
     def config(self) -> dict[str, Any]:
@@ -178,8 +179,8 @@ class HttpAdapter:
         return [entry.image for entry, _ in results]
 
     def _run_jobs(self, jobs: list[_Job], width: int, height: int) -> list[tuple[Entry, bool]]:
-        """Every job on at most ``concurrency`` threads. The first failure stops jobs not yet sent; requests in
-        flight finish (and are cached, since they are paid for) before the failure is raised."""
+        """Every job on at most ``concurrency`` threads. A failure stops the jobs not yet sent; requests in flight
+        finish (and are cached, since they are paid for), then the failure of the earliest image is raised."""
         stop = threading.Event()
         results: list[tuple[Entry, bool] | None] = [None] * len(jobs)
         failures: list[tuple[int, BaseException]] = []

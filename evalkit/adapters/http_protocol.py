@@ -16,7 +16,6 @@ import io
 import json
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,23 +81,24 @@ def _decode_image(text: Any, where: str, width: int, height: int) -> tuple[Image
 
 
 def image_from_bytes(encoded: bytes, where: str, width: int, height: int) -> Image.Image:
-    """Decode an image the server sent (PNG, JPEG or WebP) to RGB and check its size."""
+    """Decode an image the server sent (PNG, JPEG or WebP) to RGB, checking format and size from its header
+    first, so that pixels are only ever decoded at the size the run asked for."""
+    rgb = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(encoded)) as image:
-                image_format = image.format
+        with Image.open(io.BytesIO(encoded)) as image:
+            image_format, size = image.format, image.size
+            if image_format in IMAGE_FORMATS and size == (width, height):
                 image.load()
                 rgb = to_rgb_image(image.copy())
     except UnidentifiedImageError:
         raise MalformedReply(f"{where} is not an image (its bytes start {encoded[:16]!r})") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise MalformedReply(f"{where} is not a readable image ({error})") from None
     if image_format not in IMAGE_FORMATS:
         raise ContractError(f"{where} is a {image_format} image; the contract asks for PNG or JPEG")
-    if rgb.size != (width, height):
+    if size != (width, height):
         raise ContractError(
-            f"the server returned a {rgb.width}x{rgb.height} image but {width}x{height} (width x height) was asked "
+            f"the server returned a {size[0]}x{size[1]} image but {width}x{height} (width x height) was asked "
             f"for; choose a --size the model supports"
         )
     return rgb

@@ -97,7 +97,7 @@ class ImageServer:
             return 404, {}, b'{"error": "no such endpoint"}'
         prompt = body.get("prompt", "")
         fault = self._next_fault(prompt)
-        if fault is None or fault in ("slow", "hold", "wrong_size", "not_image", "bad_base64"):
+        if fault is None or fault in ("slow", "hold", "wrong_size", "not_image", "bad_base64", "truncated"):
             return self._image_reply(path, body, fault)
         if fault.startswith("429"):
             _, _, retry_after = fault.partition(":")
@@ -131,6 +131,8 @@ class ImageServer:
             encoded = "data:image/png;base64," + encoded
         if fault == "bad_base64":
             encoded = encoded[:-3] + "!!!"
+        if fault == "truncated":  # valid base64 of a PNG cut short: its header reads, its pixels do not
+            encoded = base64.b64encode(base64.b64decode(encoded)[:-40]).decode()
         if fault == "not_image":
             encoded = base64.b64encode(b"GIF? no, just text").decode()
         if path == NATIVE_PATH:

@@ -119,7 +119,7 @@ def test_native_contract_end_to_end_then_a_rerun_sends_nothing(capsys, tmp_path,
     assert_key_absent(tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path / "cache", out, err)
 
 
-FAULTS = ["429:1", "500", "503", "slow", "reset", "not_json", "no_images", "bad_base64", "not_image"]
+FAULTS = ["429:1", "500", "503", "slow", "reset", "not_json", "no_images", "bad_base64", "not_image", "truncated"]
 
 
 def test_every_injected_fault_is_retried_to_success(capsys, tmp_path):
