@@ -7,7 +7,8 @@ the VAE decoder that SDXL pipelines deliberately upcast to float32 (its float16 
 images), so it is not safe around whole pipelines. What stays float32 is each adapter's to say (DeepFloyd IF keeps
 its T5 text encoder in float32 unless asked, see ``evalkit.adapters.deepfloyd_if``).
 
-Out of memory: a CUDA (or MPS, or CPU allocator) out-of-memory error inside a batch becomes one line that names the
+Out of memory: a CUDA (or MPS, or CPU allocator) out-of-memory error inside a batch (of these adapters and of the
+built-in ``imagen`` cascade) becomes one line that names the
 device, the batch and a smaller ``--batch-size`` to try; rerunning then resumes, keeping the finished images.
 """
 
@@ -53,12 +54,13 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(word in str(error).lower() for word in _OOM_WORDS)
 
 
-def out_of_memory_message(device: str, images: int, height: int, width: int, model: str, dtype: str) -> str:
-    """One line: what ran out of memory, and the next thing to try (a halved batch first)."""
+def out_of_memory_message(device: str, images: int, height: int, width: int, model: str, dtype: str | None) -> str:
+    """One line: what ran out of memory, and the next thing to try (a halved batch first). ``dtype`` is the
+    adapter's ``--opt dtype`` (None when it has no such option)."""
     made = f"out of memory on {device} making {images} image(s) of {width}x{height} with {model}"
     if images > 1:
         return f"{made}; try --batch-size {images // 2} (rerunning resumes: finished images are kept)"
-    smaller = "" if dtype != "float32" else "--opt dtype=float16 (or bfloat16), "
+    smaller = "--opt dtype=float16 (or bfloat16), " if dtype == "float32" else ""
     return f"{made}; even one image does not fit: try {smaller}a smaller --size, or a device with more memory"
 
 
@@ -71,7 +73,8 @@ def release_cached_memory(device: str) -> None:
 
 
 @contextmanager
-def out_of_memory_guard(device: str, images: int, height: int, width: int, model: str, dtype: str) -> Iterator[None]:
+def out_of_memory_guard(device: str, images: int, height: int, width: int, model: str,
+                        dtype: str | None) -> Iterator[None]:
     """Turn an out-of-memory error raised inside the block into an ``EvalkitError`` naming a batch size to try."""
     try:
         yield

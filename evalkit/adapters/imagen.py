@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option
+from evalkit.adapters.gpu import out_of_memory_guard
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
@@ -102,7 +103,8 @@ class ImagenAdapter:
 
         from evalkit.imagen.cascade import to_pil
 
-        images = to_pil(self.cascade.generate(list(batch.prompts), list(batch.seeds), self.sampling))
+        with out_of_memory_guard(self.device, len(batch.prompts), batch.height, batch.width, "the imagen cascade", None):
+            images = to_pil(self.cascade.generate(list(batch.prompts), list(batch.seeds), self.sampling))
         if (batch.height, batch.width) != self.default_size:
             images = [im.resize((batch.width, batch.height), Image.BICUBIC) for im in images]
         return images
