@@ -1,7 +1,8 @@
 """A third-party adapter package made on the fly: a dist-info with an `evalkit.adapters` entry point and a module.
 
-Its images are a deterministic function of (prompt, seed), and `--opt delay=SECONDS` slows each image down so a
-test can kill a run half-way."""
+Its images are a deterministic function of (prompt, seed). `--opt delay=SECONDS` slows each image down, and
+`--opt hang_after=N` makes the process hang (sleep) instead of making its N+1-th image, so a test can kill a run at
+a known point without racing it. Neither option changes the run's spec (its id)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ MODULE = textwrap.dedent(
         default_size = (16, 16)
 
         def __init__(self, options):
-            check_known_options(options, {"delay"}, "fake")
+            check_known_options(options, {"delay", "hang_after"}, "fake")
             self.delay = read_option(options, "delay", 0.0, float)
+            self.hang_after = read_option(options, "hang_after", None, int)
+            self.made = 0
 
         def config(self):
             return {"kind": "seeded noise"}
@@ -34,6 +37,9 @@ MODULE = textwrap.dedent(
             images = []
             for prompt, seed in zip(batch.prompts, batch.seeds):
                 time.sleep(self.delay)
+                while self.hang_after is not None and self.made >= self.hang_after:
+                    time.sleep(60)
+                self.made += 1
                 tint = np.frombuffer(hashlib.sha256(prompt.encode()).digest()[:3], dtype=np.uint8)
                 noise = np.random.default_rng(seed).integers(0, 64, (batch.height, batch.width, 3))
                 images.append(Image.fromarray((noise + tint // 2).astype(np.uint8), "RGB"))

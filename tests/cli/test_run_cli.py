@@ -81,36 +81,57 @@ def test_bad_input_is_one_line_and_exit_2(env, tmp_path, shared_data, args, mess
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def _pngs(images: Path) -> list[Path]:
+    """The finished images (pathlib's glob also matches the .tmp-* files of writes in progress)."""
+    return sorted(p for p in images.glob("*.png") if not p.name.startswith("."))
+
+
+def _wait_for_images(process, images: Path, count: int, seconds: float = 180) -> None:
+    """Until ``count`` PNGs exist (the process then hangs: --opt hang_after), failing if it ends first."""
+    deadline = time.time() + seconds
+    while len(_pngs(images)) < count:
+        assert process.poll() is None, f"the run ended before it hung: {process.communicate()}"
+        assert time.time() < deadline, "the run made no progress"
+        time.sleep(0.05)
+
+
 def test_a_run_killed_with_sigkill_resumes_to_exactly_the_missing_images(env, tmp_path, shared_data):
+    """Killed while hanging after its 8th image (no race with the kill: the images written are known), the same
+    command resumes with exactly the 22 missing images, and the run equals an uninterrupted one byte for byte."""
     args = ["run", "--model", "fake", "--limit", "10", "--images-per-prompt", "3", "--batch-size", "2",
-            "--opt", "delay=0.05", "--out", str(tmp_path), "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "evalkit", *args], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    images = []
-    while time.time() < deadline:
-        images = list(tmp_path.glob("*/images/*.png"))
-        if len(images) >= 8:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    run_dir = images[0].parent.parent
-    before = {p.name: p.stat().st_mtime_ns for p in (run_dir / "images").glob("*.png")}
-    assert 8 <= len(before) < 30
+            "--out", str(tmp_path / "runs"), "--quiet"]
+    process = subprocess.Popen([sys.executable, "-m", "evalkit", *args, "--opt", "hang_after=8"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while not list((tmp_path / "runs").glob("*/images")) and time.time() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        run_dir = next((tmp_path / "runs").glob("*/images")).parent
+        _wait_for_images(process, run_dir / "images", 8)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    before = {p.name: p.stat().st_mtime_ns for p in _pngs(run_dir / "images")}
+    assert len(before) == 8
 
     result = evalkit(env, *args)
     assert result.returncode == 0, result.stderr
-    assert "resuming" in result.stderr
-    pngs = sorted((run_dir / "images").glob("*.png"))
+    assert "resuming" in result.stderr and "(22 new)" in result.stderr
+    pngs = _pngs(run_dir / "images")
     assert len(pngs) == 30
     for png in pngs:
         with Image.open(png) as image:
             image.load()  # decodes fully: no partial file survived
     after = {p.name: p.stat().st_mtime_ns for p in pngs}
     assert all(after[name] == mtime for name, mtime in before.items())  # only the missing ones were generated
-    assert not list((run_dir / "images").glob(".tmp-*"))
+    assert not [p for p in run_dir.rglob(".tmp-*")]
+    verified = evalkit(env, "runs", "verify", str(run_dir))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
     fresh = evalkit(env, *args[:-3], "--out", str(tmp_path / "fresh"), "--quiet")
     fresh_dir = Path(fresh.stdout.strip().splitlines()[-1])
+    assert sorted(p.name for p in (fresh_dir / "images").iterdir()) == [p.name for p in pngs]
     assert all((fresh_dir / "images" / p.name).read_bytes() == p.read_bytes() for p in pngs)
+    assert (fresh_dir / "index.csv").read_bytes() == (run_dir / "index.csv").read_bytes()  # hashes included
