@@ -35,10 +35,12 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _header(text: object) -> str:
-    """A column header with a break opportunity after each '=' (a run label ``experts=base_expert`` in a narrow
-    column wraps there, not inside a word)."""
-    return _e(text).replace("=", "=<wbr>")
+def _header(text: object, dots: bool = False) -> str:
+    """A column header with a break opportunity after each '=' (and '.' with ``dots``): a run label
+    ``experts=base_expert`` or a stat ``toyworld.binding`` in a narrow column wraps there, not inside a word, and
+    only when it must."""
+    text = _e(text).replace("=", "=<wbr>")
+    return text.replace(".", ".<wbr>") if dots else text
 
 
 def data_uri(data: bytes) -> str:
@@ -112,7 +114,7 @@ def _cell_text(cell: str, bold: bool) -> str:
 
 
 def _table(table: Table) -> str:
-    head = "".join(f"<th>{_header(h)}</th>" for h in table.header)
+    head = "".join(f"<th>{_header(h, dots=True)}</th>" for h in table.header)
     body = []
     for r, row in enumerate(table.rows):
         cells = []
