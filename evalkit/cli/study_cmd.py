@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from evalkit.cli.args import non_negative_int, positive_int
+from evalkit.cli.args import non_negative_int, positive_float, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -37,12 +37,17 @@ def register(subparsers) -> None:
     create.add_argument("--invite-only", action="store_true", help="raters must sign in with an invitation token")
     create.add_argument("--seed", type=non_negative_int, default=0)
     create.add_argument("--force", action="store_true", help="replace an existing study that has no votes yet")
+    create.add_argument("--durable", action="store_true",
+                        help="fsync every vote (SQLite synchronous=FULL) so confirmed votes survive a power cut; "
+                             "slower under load (default: synchronous=NORMAL, safe against app and server crashes)")
     create.set_defaults(handler=_create)
 
     invite = commands.add_parser("invite", help="create raters with secret invitation tokens (printed once)")
     invite.add_argument("--db", required=True)
     invite.add_argument("--count", type=positive_int, default=1)
     invite.add_argument("--prefix", default="rater", help="rater id prefix")
+    invite.add_argument("--valid-hours", type=positive_float, default=None, metavar="H",
+                        help="the tokens stop working H hours from now (default: no expiry)")
     invite.set_defaults(handler=_invite)
 
     export = commands.add_parser("export", help="write all votes to CSV or parquet")
@@ -67,6 +72,7 @@ def _create(args) -> int:
         args.db, args.runs, parse_questions(args.questions), set_size=args.set_size,
         control_fraction=args.control_fraction, control_threshold=args.control_threshold, seed=args.seed,
         invite_only=args.invite_only, trials_per_rater=args.trials_per_rater, replace=args.force,
+        durable=args.durable,
     )
     print(f"study {config['study_id']}: {config['prompts']} prompts, {config['real_trials']} trials + "
           f"{config['control_trials']} controls, questions {','.join(config['questions'])} -> {args.db}")
@@ -75,16 +81,21 @@ def _create(args) -> int:
 
 
 def _invite(args) -> int:
+    from datetime import datetime, timedelta, timezone
+
     from evalkit.rating import db
     from evalkit.rating.session import create_invitations
 
+    expires_at = None if args.valid_hours is None else datetime.now(timezone.utc) + timedelta(hours=args.valid_hours)
     conn = db.connect(args.db)
     try:
         db.read_config(conn)
-        for rater_id, token in create_invitations(conn, args.count, args.prefix):
+        for rater_id, token in create_invitations(conn, args.count, args.prefix, expires_at=expires_at):
             print(f"{rater_id}\t{token}")
     finally:
         conn.close()
+    if expires_at is not None:
+        print(f"valid until {expires_at.isoformat(timespec='seconds')}", file=sys.stderr)
     return 0
 
 

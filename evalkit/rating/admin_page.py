@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from evalkit.rating import db
-from evalkit.rating.votes import control_pass_rates, votes_frame
+from evalkit.rating.votes import control_pass_rates, votes_csv, votes_frame
 
 
 def category_progress(conn) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def render_admin(conn) -> None:
 
         st.code(format_summary(summarize(conn, n_boot=300)), language=None)
     st.subheader("Export")
-    st.download_button("Download votes (CSV)", frame.to_csv(index=False).encode(), "votes.csv", "text/csv")
+    st.download_button("Download votes (CSV)", votes_csv(frame).encode(), "votes.csv", "text/csv")
     buffer = io.BytesIO()
     frame.assign(correct=frame["correct"].astype("boolean")).to_parquet(buffer, index=False)
     st.download_button("Download votes (parquet)", buffer.getvalue(), "votes.parquet", "application/octet-stream")

@@ -72,8 +72,10 @@ def create_study(
     invite_only: bool = False,
     trials_per_rater: int | None = None,
     replace: bool = False,
+    durable: bool = False,
 ) -> dict[str, Any]:
-    """Write a new study into ``db_path`` and return its config. Refuses to touch a study that has votes."""
+    """Write a new study into ``db_path`` and return its config. Refuses to touch a study that has votes.
+    ``durable``: every connection to the study fsyncs each vote (SQLite ``synchronous=FULL``, see ``db``)."""
     if len(run_paths) < 2:
         raise EvalkitError("a study needs at least two runs (--runs RUN_A RUN_B ...)")
     if not 0 <= control_fraction < 1:
@@ -120,6 +122,7 @@ def create_study(
         "control_threshold": control_threshold,
         "invite_only": invite_only,
         "trials_per_rater": trials_per_rater,
+        "durable": durable,
         "prompts": len(common),
     }
     conn = db.connect(db_path, create=True)

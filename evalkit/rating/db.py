@@ -3,7 +3,10 @@
 Why SQLite and these settings: WAL lets readers proceed while one writer commits; a generous busy timeout
 makes concurrent writers wait for the lock instead of failing; ``synchronous=NORMAL`` (SQLite's recommended WAL
 setting) keeps a committed vote through any crash of the app or its server process, and only a power cut or kernel
-crash can undo the last commits -- an fsync per vote (FULL) made voting ~6x slower under load. Every write is one short ``BEGIN IMMEDIATE`` transaction, so writers queue, never deadlock.
+crash can undo the last commits. A study created with ``durable`` (``evalkit study create --durable``, stored in its
+config) opens every connection with ``synchronous=FULL`` instead: each commit is fsynced, so a vote the app
+confirmed survives a power cut too, at the cost measured by ``benchmarks/perf/rating_db_bench.py``. Every write is
+one short ``BEGIN IMMEDIATE`` transaction, so writers queue, never deadlock.
 
 Integrity lives in the schema, not in the app: a vote is UNIQUE per (rater, trial, question) and inserted
 with ON CONFLICT DO NOTHING (a double submit or a refresh changes nothing), votes cannot be updated, and
@@ -22,6 +25,7 @@ from evalkit.errors import EvalkitError
 
 BUSY_TIMEOUT_S = 30.0
 FROZEN_TABLES = ("meta", "models", "images", "trials", "trial_images")
+RATER_COLUMNS = ("expires_at", "session_hash")  # added after the first schema; see _add_rater_columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +52,8 @@ CREATE TABLE IF NOT EXISTS trial_images (
 CREATE TABLE IF NOT EXISTS raters (
     rater_id TEXT PRIMARY KEY,
     token_hash TEXT UNIQUE,                         -- sha256 of the invitation token; NULL for open sign-in
+    expires_at TEXT,                                -- invitation valid until (ISO 8601 UTC); NULL: no expiry
+    session_hash TEXT,                              -- sha256 of the latest sign-in's session key: older ones are out
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
 CREATE TABLE IF NOT EXISTS assignments (
     rater_id TEXT NOT NULL REFERENCES raters(rater_id),
@@ -100,12 +106,40 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
         elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes'").fetchone() is None:
             conn.close()
             raise EvalkitError(f"{path} is not an evalkit study database")
+        else:
+            _add_rater_columns(conn)
+            if _is_durable(conn):
+                conn.execute("PRAGMA synchronous = FULL")
     except sqlite3.DatabaseError as error:
         raise EvalkitError(f"cannot open study database {path}: {error}") from None
     if mode.lower() != "wal":
         conn.close()
         raise EvalkitError(f"{path}: SQLite refused WAL mode (is it on a network file system?)")
     return conn
+
+
+def _add_rater_columns(conn: sqlite3.Connection) -> None:
+    """Studies created before invitations could expire get the two nullable rater columns (no vote changes)."""
+    missing = [c for c in RATER_COLUMNS if c not in {row[1] for row in conn.execute("PRAGMA table_info(raters)")}]
+    if missing:
+        with write(conn):
+            present = {row[1] for row in conn.execute("PRAGMA table_info(raters)")}  # another process may have won
+            for column in missing:
+                if column not in present:
+                    conn.execute(f"ALTER TABLE raters ADD COLUMN {column} TEXT")
+
+
+def _is_durable(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    try:
+        return bool(row is not None and json.loads(row["value"]).get("durable"))
+    except (ValueError, AttributeError):
+        raise EvalkitError("the study database's config is not a JSON object") from None
+
+
+def synchronous(conn: sqlite3.Connection) -> str:
+    """This connection's fsync policy: 'NORMAL' (default) or 'FULL' (a durable study)."""
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[conn.execute("PRAGMA synchronous").fetchone()[0]]
 
 
 @contextmanager

@@ -1,5 +1,12 @@
 """What a rater can do: sign in, get the next trial, vote. Everything a rater page needs and nothing more:
-no function here returns another rater's votes or which model is on which side."""
+no function here returns another rater's votes or which model is on which side.
+
+Invitations are bearer tokens (128 random bits; only their sha256 is stored) that may carry an expiry. Each sign-in
+starts a session (``start_session``); only a rater's latest session may vote, so a token opened in a second
+browser, by the rater or by anyone it was passed to, signs the first one out instead of giving two voters one
+rater's place. Whatever a page sends, a rater votes at most once per trial and question, only on trials the
+database assigned to them, and sides come from that assignment.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from evalkit.errors import EvalkitError
 from evalkit.rating import db
@@ -23,25 +31,41 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_invitations(conn: sqlite3.Connection, count: int, prefix: str = "rater") -> list[tuple[str, str]]:
-    """New raters with one secret token each; returns (rater_id, token). Only the token's hash is stored."""
+def create_invitations(conn: sqlite3.Connection, count: int, prefix: str = "rater",
+                       expires_at: datetime | None = None) -> list[tuple[str, str]]:
+    """New raters with one secret token each, valid until ``expires_at`` (aware datetime; None: no expiry);
+    returns (rater_id, token). Only the token's hash is stored."""
+    if not RATER_ID.match(f"{prefix}-abcdef"):
+        raise EvalkitError(f"--prefix {prefix!r}: rater ids are letters, digits or . _ - @, starting with a letter "
+                           "or digit, at most 57 characters before the random suffix")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    expiry = None if expires_at is None else expires_at.astimezone(timezone.utc).isoformat(timespec="seconds")
     made = []
     with db.write(conn):
         for _ in range(count):
             rater_id = f"{prefix}-{secrets.token_hex(3)}"
             token = TOKEN_PREFIX + secrets.token_urlsafe(16)
-            conn.execute("INSERT INTO raters (rater_id, token_hash) VALUES (?, ?)", (rater_id, _token_hash(token)))
+            conn.execute("INSERT INTO raters (rater_id, token_hash, expires_at) VALUES (?, ?, ?)",
+                         (rater_id, _token_hash(token), expiry))
             made.append((rater_id, token))
     return made
+
+
+def _expired(expires_at: str | None) -> bool:
+    return expires_at is not None and datetime.fromisoformat(expires_at) <= datetime.now(timezone.utc)
 
 
 def sign_in(conn: sqlite3.Connection, text: str) -> str:
     """Turn what a rater typed (an invitation token, or a self-chosen id when the study allows it) into a rater id."""
     text = (text or "").strip()
     if text.startswith(TOKEN_PREFIX):
-        row = conn.execute("SELECT rater_id FROM raters WHERE token_hash = ?", (_token_hash(text),)).fetchone()
+        row = conn.execute("SELECT rater_id, expires_at FROM raters WHERE token_hash = ?",
+                           (_token_hash(text),)).fetchone()
         if row is None:
             raise EvalkitError("unknown invitation token")
+        if _expired(row["expires_at"]):
+            raise EvalkitError(f"this invitation expired at {row['expires_at']}")
         return row["rater_id"]
     if db.read_config(conn).get("invite_only"):
         raise EvalkitError("this study is by invitation only: enter your invitation token")
@@ -54,6 +78,28 @@ def sign_in(conn: sqlite3.Connection, text: str) -> str:
             raise EvalkitError("this id belongs to an invited rater: enter the invitation token instead")
         conn.execute("INSERT OR IGNORE INTO raters (rater_id) VALUES (?)", (text,))
     return text
+
+
+def start_session(conn: sqlite3.Connection, rater_id: str) -> str:
+    """A new session key for a rater who just signed in; from now on only this key may vote for the rater."""
+    key = secrets.token_urlsafe(16)
+    with db.write(conn):
+        if conn.execute("UPDATE raters SET session_hash = ? WHERE rater_id = ?",
+                        (_token_hash(key), rater_id)).rowcount != 1:
+            raise EvalkitError(f"unknown rater {rater_id!r}")
+    return key
+
+
+def check_session(conn: sqlite3.Connection, rater_id: str, session_key: str) -> None:
+    """Refuse a session that is no longer the rater's latest, or whose invitation has expired."""
+    row = conn.execute("SELECT session_hash, expires_at FROM raters WHERE rater_id = ?", (rater_id,)).fetchone()
+    if row is None:
+        raise EvalkitError(f"unknown rater {rater_id!r}")
+    if row["session_hash"] is None or not hmac.compare_digest(row["session_hash"], _token_hash(session_key or "")):
+        raise EvalkitError("you signed in again in another window (or someone else used your invitation): "
+                           "this window is signed out")
+    if _expired(row["expires_at"]):
+        raise EvalkitError(f"this invitation expired at {row['expires_at']}")
 
 
 @dataclass(frozen=True)
@@ -141,10 +187,12 @@ def _view(conn: sqlite3.Connection, rater_id: str, trial_id: int) -> TrialView:
     return TrialView(trial_id, prompt, images[left], images[right])
 
 
-def record_answers(conn: sqlite3.Connection, rater_id: str, trial_id: int, answers: dict[str, str]) -> int:
+def record_answers(conn: sqlite3.Connection, rater_id: str, trial_id: int, answers: dict[str, str],
+                   session_key: str | None = None) -> int:
     """Store one rater's answers to one trial, given in screen terms (left / tie / right).
 
-    Sides come from the recorded assignment, never from the page, so a forged form cannot flip them.
+    Sides come from the recorded assignment, never from the page, so a forged form cannot flip them. With a
+    ``session_key`` (the app always passes one) the vote is refused unless it is the rater's latest session.
     Returns how many votes were new: 0 for a repeated submit."""
     config = db.read_config(conn)
     if set(answers) != set(config["questions"]):
@@ -152,6 +200,8 @@ def record_answers(conn: sqlite3.Connection, rater_id: str, trial_id: int, answe
     if any(answer not in SCREEN_ANSWERS for answer in answers.values()):
         raise EvalkitError(f"answers must be one of {', '.join(SCREEN_ANSWERS)}")
     with db.write(conn):
+        if session_key is not None:
+            check_session(conn, rater_id, session_key)  # under the write lock: no sign-in can slip in between
         row = conn.execute(
             "SELECT left_side FROM assignments WHERE rater_id = ? AND trial_id = ?", (rater_id, trial_id)
         ).fetchone()
@@ -176,5 +226,6 @@ def check_token(given: str | None, expected: str | None) -> bool:
     """Constant-time admin token check; no configured token means no admin access at all."""
     if not expected or not given:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # digests, so that not even the token's length shows in the time a wrong guess takes
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
 

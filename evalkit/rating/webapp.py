@@ -17,7 +17,8 @@ from evalkit.errors import EvalkitError
 from evalkit.rating import db
 from evalkit.rating.images import image_bytes
 from evalkit.rating.questions import question_text
-from evalkit.rating.session import check_token, next_trial, progress, record_answers, sign_in
+from evalkit.rating.session import (check_session, check_token, next_trial, progress, record_answers, sign_in,
+                                    start_session)
 
 ANSWER_LABELS = {"left": "◀ Left set", "tie": "Indifferent", "right": "Right set ▶"}
 # One hand per question (left/indifferent/right), so a trial is three key presses: e.g. A, L, Enter.
@@ -68,6 +69,7 @@ def _rater_page(conn, db_path: str) -> None:
         _sign_in_form(conn)
         return
     try:
+        check_session(conn, rater_id, st.session_state.get("session_key"))
         view = next_trial(conn, rater_id)
     except EvalkitError as error:
         st.error(str(error))
@@ -76,7 +78,7 @@ def _rater_page(conn, db_path: str) -> None:
     done, total = progress(conn, rater_id)
     bar, who = st.columns([5, 1], vertical_alignment="center")
     bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done} / {total} done")
-    who.caption(f"Signed in as **{rater_id}**")
+    who.caption(f"Signed in as **{_plain(rater_id)}**")
     if who.button("Sign out", key="sign_out", type="tertiary"):
         st.session_state.pop("rater_id", None)
         st.rerun()
@@ -95,7 +97,9 @@ def _sign_in_form(conn) -> None:
         text = st.text_input("Your rater id or invitation token", key="sign_in_text")
         if st.form_submit_button("Start", type="primary"):
             try:
-                st.session_state["rater_id"] = sign_in(conn, text)
+                rater_id = sign_in(conn, text)
+                st.session_state["session_key"] = start_session(conn, rater_id)
+                st.session_state["rater_id"] = rater_id
             except EvalkitError as error:
                 st.error(str(error))
                 return
@@ -141,7 +145,7 @@ def _submit(db_path: str, rater_id: str, trial_id: int, questions: list[str]) ->
         return
     conn = db.connect(db_path)
     try:
-        record_answers(conn, rater_id, trial_id, answers)
+        record_answers(conn, rater_id, trial_id, answers, session_key=st.session_state.get("session_key", ""))
     except EvalkitError as error:
         st.session_state["submit_warning"] = str(error)
         return
@@ -168,7 +172,8 @@ def _trial(conn, db_path: str, rater_id: str, view) -> None:
             # the full prompt is shown above; repeating a long one here would push the answers off a laptop screen
             shown = question_text(question, _shorten(view.prompt))
             full = question_text(question, view.prompt)
-            column.markdown(f"**{_plain(shown)}**", help=full if shown != full else None)
+            # the tooltip is Markdown too: escaped like the prompt, or a long prompt's links would render there
+            column.markdown(f"**{_plain(shown)}**", help=_plain(full) if shown != full else None)
             for button_column, answer, key in zip(column.columns(3, gap="small"), ANSWER_LABELS, keys):
                 button_column.button(
                     ANSWER_LABELS[answer], key=f"{state_key}-{answer}", shortcut=key, width="stretch",
