@@ -16,10 +16,11 @@ The regression gate and the side-by-side comparison:
 The report (`evalkit report`): ``report.build_report(runs, study) -> Report`` and ``write_report(report, out_dir)``
   ``document``       the report as typed sections and blocks (no markup)
   ``loading``        ``load_runs(paths) -> [ReportRun]``: manifest, index rows, metrics, groups, generation block
+  ``run_labels``     each run's short label: the settings that tell it apart (``base.guidance=1``), or --label's
   ``metric_tables``  the metric table per benchmark (interval, N, direction, best marked) and the key table
   ``categories``     per-category tables and interval bar charts (``charts``: PNG bytes, Agg)
   ``grids``          image grids: per category a few prompts x samples, runs side by side
-  ``run_info``       generation efficiency and provenance per run
+  ``run_info``       the Runs overview (label -> run id), generation efficiency and provenance per run
   ``published``      published zero-shot COCO FID-30K numbers, shown beside a coco run's FID
   ``sweeps``, ``study_section``   runs differing in one setting; the human study
   ``render_html``    one self-contained report.html (``html_style``: its inline CSS)

@@ -23,7 +23,8 @@ from typing import Any
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
-from evalkit.reports.document import Cell, Figure, GridImage, ImageGrid, KeyValues, Paragraph, Report, Section, Table, walk
+from evalkit.reports.document import (Cell, Figure, GridImage, ImageGrid, KeyValues, Paragraph, Report, Section, Table,
+                                      walk)
 from evalkit.reports.html_style import CSS
 
 FULL_MAX_BYTES = 512 * 1024  # larger files (1024 px PNGs) are re-encoded: dozens of them must still open

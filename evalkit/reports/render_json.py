@@ -2,13 +2,14 @@
 
     {"evalkit_report": 1,                  format version; a change of meaning gets a new number
      "title": str,
-     "data": {...},                        report-level facts: "runs" [{label, path, run_id, benchmark}],
-                                           "generated_at" (UTC), "evalkit_version", "study" (path or null)
+     "data": {...},                        report-level facts: "runs" [{label, path, run_id, benchmark}] (the
+                                           labels that key the sections' per-run data), "generated_at" (UTC),
+                                           "evalkit_version", "study" (path or null)
      "sections": [{"anchor": str, "title": str, "data": {...}, "children": [...]}]}
 
 Each section's ``data`` holds its numbers exactly as metrics.json holds them (Estimates as {value, low, high, n,
 method}, comparability keys as written by evalkit score); the text, tables and images are in report.html and
-report.md only. Section anchors are stable ids: ``metrics-BENCHMARK``, ``categories-BENCHMARK`` (children
+report.md only. Section anchors are stable ids: ``runs``, ``metrics-BENCHMARK``, ``categories-BENCHMARK`` (children
 ``categories-BENCHMARK-STAT-GROUP``), ``grids-BENCHMARK``, ``published-coco-fid``, ``efficiency``, ``provenance``,
 and those of the sweep and human-study sections.
 """

@@ -75,7 +75,8 @@ def build_report(runs: Sequence[str | Path], study: str | Path | None = None, pr
     if samples < 1:
         raise EvalkitError(f"samples must be at least 1, got {samples}")
     loaded = load_runs(runs, allow_unscored, labels)
-    sections: list[Section] = [runs_section(loaded), *metric_sections(loaded), *category_sections(loaded), *_sweeps(loaded)]
+    sections: list[Section] = [runs_section(loaded), *metric_sections(loaded), *category_sections(loaded),
+                               *_sweeps(loaded)]
     if study is not None:
         if not Path(study).is_file():
             raise EvalkitError(f"study database {study} does not exist")
