@@ -13,8 +13,12 @@ one, the line):
   a safe conversion. Anything else that is not UTF-8 (latin-1, cp1252, UTF-16 without a mark) is refused, and so
   is a NUL byte anywhere (binary data, or UTF-16 without its mark).
 - Lines end with LF, CRLF or CR. Nothing else ends a line: a U+2028 or a form feed inside a prompt stays in it.
-- Fields may be of any length (a 2 MB prompt is read as it is; text encoders truncate it visibly, see the
-  adapters). Blank lines are skipped, before the header too. A header naming one column twice is refused.
+- Fields may be of any length, but a prompt of more than ``MAX_PROMPT_CHARS`` (10,000) characters is refused:
+  text encoders read 32 to 77 tokens of it, and BPE tokenizers take time quadratic in a word's length (measured:
+  open_clip's took 44 s for one 20,000-letter word, so a 2 MB prompt would never finish). Shorter prompts that are
+  too long for a text encoder are truncated by it, and the run records which (manifest ``prompts_truncated``;
+  CLIP score counts its own). Blank lines are skipped, before the header too. A header naming one column twice
+  is refused.
 - jsonl: strict JSON (no NaN / Infinity), nested at most as deep as Python's parser allows; `prompt` must be text
   and `category` text, a number or absent; keys that differ only in case are refused (they would collide).
 - Unpaired UTF-16 surrogates (only JSON's ``\\ud800`` escapes can make them) are refused: they cannot be written
@@ -42,6 +46,7 @@ PROMPT_COLUMNS = ("prompt", "prompts")
 CATEGORY_COLUMNS = ("category", "categories")
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt")
 MAX_FILE_BYTES = 1 << 30
+MAX_PROMPT_CHARS = 10_000
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Longest first: the UTF-32-LE mark begins with the UTF-16-LE one.
 BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -185,6 +190,9 @@ def _rows_from_records(path: Path, records: list[tuple[int, dict[str, Any]]]) ->
             raise EvalkitError(f"{path}, line {line}: prompt must be text, got {_kind(prompt)}")
         if not prompt or not prompt.strip():
             raise EvalkitError(f"{path}, line {line}: empty or missing prompt")
+        if len(prompt.strip()) > MAX_PROMPT_CHARS:
+            raise EvalkitError(f"{path}, line {line}: prompt is {len(prompt.strip()):,} characters long, more than the "
+                               f"{MAX_PROMPT_CHARS:,} allowed (text encoders read a few hundred at most)")
         category = record.get(category_key) if category_key else None
         if category is not None and (not isinstance(category, (str, int, float)) or isinstance(category, bool)):
             raise EvalkitError(f"{path}, line {line}: category must be text, got {_kind(category)}")
@@ -199,9 +207,16 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is too large for a number")
+    return value
+
+
 def _json_object(path: Path, line_number: int, line: str) -> dict[str, Any]:
     try:
-        record = json.loads(line, parse_constant=_no_constants)
+        record = json.loads(line, parse_constant=_no_constants, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         raise EvalkitError(f"{path}, line {line_number}: not valid JSON ({error.msg})") from None
     except ValueError as error:  # NaN / Infinity

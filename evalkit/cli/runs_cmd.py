@@ -36,7 +36,8 @@ def handle_list(args) -> int:
     for run in runs:
         m = run.manifest
         done = len(run.completed_records())
-        print(f"{run.run_id:48s} {run.benchmark:10s} {m['adapter']['name']:10s} {done:6d}/{m['n_images']:<6d}  {m.get('status', '?')}")
+        model, total = (m.get("adapter") or {}).get("name", "?"), str(m.get("n_images", "?"))
+        print(f"{run.run_id:48s} {run.benchmark:10s} {model:10s} {done:6d}/{total:<6s}  {m.get('status', '?')}")
     return 0
 
 
@@ -63,10 +64,12 @@ def handle_show(args) -> int:
         return 0
     done = len(run.completed_records())
     print(f"run:        {run.run_id}  ({run.path})")
-    print(f"status:     {m.get('status')}  {done}/{m['n_images']} images")
-    print(f"benchmark:  {m['benchmark']['name']}  {m['benchmark']['prompts']} prompts  {m['benchmark']['content_hash'][:23]}")
-    print(f"model:      {m['adapter']['name']}  checkpoint {str(m['adapter'].get('checkpoint_hash'))[:23]}")
-    print(f"images:     {m['images_per_prompt']} per prompt, {m['width']}x{m['height']}, seed {m['seed']}")
+    bench, adapter = m["benchmark"], m.get("adapter") or {}  # checked by open_run; a short manifest shows '?'
+    print(f"status:     {m.get('status')}  {done}/{m.get('n_images', '?')} images")
+    print(f"benchmark:  {bench['name']}  {bench.get('prompts', '?')} prompts  {bench['content_hash'][:23]}")
+    print(f"model:      {adapter.get('name', '?')}  checkpoint {str(adapter.get('checkpoint_hash'))[:23]}")
+    print(f"images:     {m.get('images_per_prompt', '?')} per prompt, {m.get('width', '?')}x{m.get('height', '?')}, "
+          f"seed {m.get('seed', '?')}")
     print(f"created:    {m.get('created_at')}  git {str((m.get('git') or {}).get('commit'))[:12]}")
     categories = m["benchmark"].get("categories") or {}
     if len(categories) > 1:

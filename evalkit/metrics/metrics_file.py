@@ -109,30 +109,42 @@ def build(generated, reference, results, warnings: list[str]) -> dict[str, Any]:
 
 
 def read(path) -> dict[str, Any] | None:
-    """An existing metrics.json of this schema version; None when absent. Anything else is a one-line error."""
+    """An existing metrics.json of this schema version; None when absent. Anything else (not JSON, another schema
+    version, stats that are not objects) is a one-line error: a file that cannot be merged is never replaced."""
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise EvalkitError(f"{path} exists but is not JSON; move it away to rescore") from None
     if not isinstance(data, dict):
         raise EvalkitError(f"{path} is not a metrics.json object; move it away to rescore")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise EvalkitError(f"{path} has schema version {str(data.get('schema_version'))[:20]!r}, this evalkit writes "
+                           f"{SCHEMA_VERSION}; move it away to rescore")
+    stats = data.get("metrics", {})
+    if not isinstance(stats, dict) or not all(isinstance(stat, dict) for stat in stats.values()):
+        raise EvalkitError(f"{path}: 'metrics' is not an object of stats; move it away to rescore")
+    try:
+        import jsonschema
+    except ImportError:
+        return data  # jsonschema is a test dependency; the structural checks above still hold what merging reads
+    try:
+        validate(data)
+    except jsonschema.ValidationError as error:
+        raise EvalkitError(f"{path} is not a valid metrics.json ({error.message[:120]}); move it away to rescore") \
+            from None
     return data
 
 
 def merge_and_write(run, document: dict[str, Any]) -> dict[str, Any]:
     """Merge ``document`` into the run's metrics.json (new stats replace same-named ones) and write it atomically.
-    A file of another schema version is replaced, with a warning, never half-merged."""
+    A file of another schema version, or not valid, is an error (read): never replaced, never half-merged."""
     path = run.path / METRICS_FILE
     existing = read(path)
-    if existing is not None and existing.get("schema_version") == SCHEMA_VERSION:
+    if existing is not None:
         kept = {k: v for k, v in existing.get("metrics", {}).items() if k not in document["metrics"]}
         document = {**document, "metrics": {**kept, **document["metrics"]}}
-    elif existing is not None:
-        found = existing.get("schema_version", "none")
-        document = {**document, "warnings": document["warnings"] +
-                    [f"replaced a metrics.json of schema version {found} (this evalkit writes {SCHEMA_VERSION})"]}
     try:
         validate(document)
     except ImportError:

@@ -142,6 +142,8 @@ def read_json(path: Path, what: str) -> Any:
         raise EvalkitError(f"cannot read {what} {path}: {error.strerror or error}") from None
     except ValueError as error:
         raise EvalkitError(f"{what} {path} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise EvalkitError(f"{what} {path} is not valid JSON (nested too deeply)") from None
 
 
 def _schema_check(document: Mapping[str, Any], path: Path) -> None:

@@ -22,7 +22,8 @@ from evalkit.errors import EvalkitError
 from evalkit.images import to_rgb_image
 from evalkit.runs.integrity import HashRecorder, record_missing_hashes
 from evalkit.runs.spec import RunSpec, image_seed
-from evalkit.runs.store import IMAGES, ImageRecord, Run, image_file, is_run_dir, open_run
+from evalkit.runs.store import IMAGES, INDEX, MANIFEST, ImageRecord, Run, image_file, is_run_dir, open_run
+from evalkit.runs.validate import check_image_file, record_key, records_hash, require_resumable
 
 
 def plan_records(rows: list[PromptRow], images_per_prompt: int, seed: int) -> list[ImageRecord]:
@@ -114,13 +115,22 @@ def prepare_run(
         run = open_run(path)
         if run.manifest.get("spec_fingerprint") != spec.fingerprint():
             raise EvalkitError(f"{path} holds a different run (spec mismatch); move it away or use another --out")
+        require_resumable(run.manifest, path)
+        if [record_key(r) for r in run.records()] != [record_key(r) for r in records]:
+            raise EvalkitError(f"{path / INDEX} does not list this run's images; delete the run and rerun it")
+        for record in records:  # before anything reads or hashes an image: no symbolic link out of the run
+            check_image_file(path, record.file)
         atomic.remove_stale_temps(path / IMAGES)
         atomic.remove_stale_temps(path)  # a killed manifest, index or metrics.json write
         record_missing_hashes(run)  # images written just before a crash, whose hash the index did not get
         run.update_manifest(status="running", resumed_at=_now())
+    elif (path / MANIFEST).exists():  # Run.create writes the index first: this is not a killed create
+        raise EvalkitError(f"{path} has a {MANIFEST} but no {INDEX}; move it away or delete it to rerun")
     else:
-        run = Run.create(path, build_manifest(spec, benchmark, adapter, len(rows)), records)
-    missing = [record for record in records if not run.image_path(record).is_file()]
+        manifest = build_manifest(spec, benchmark, adapter, len(rows))
+        manifest["records_hash"] = records_hash(record_key(r) for r in records)
+        run = Run.create(path, manifest, records)
+    missing = [record for record in records if not check_image_file(run.path, record.file)]
     return run, missing
 
 
@@ -138,12 +148,17 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
     return checked
 
 
-def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True) -> int:
+def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True,
+                     record_hashes: bool = True, timings: list[dict] | None = None) -> int:
     """Generate and atomically save each missing image; returns how many were written.
 
     Each batch's wall time in ``adapter.generate`` (with its image count, device, keys and the adapter's optional
     per-image details) is appended to the run's generation.jsonl once its images are saved, so a resumed run adds
     only the batches it made. Each image's sha256 goes into index.csv after its batch (see runs.integrity).
+
+    Under torchrun (evalkit.dist) only rank 0 writes index.csv and generation.jsonl: other ranks pass
+    ``record_hashes=False`` (rank 0 hashes their images when it finishes the run) and a ``timings`` list that
+    collects their batches' entries for rank 0 to append.
     """
     from tqdm import tqdm
 
@@ -171,9 +186,16 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
                 hashes.add(record.file, run.save_image(record, image))
                 written += 1
                 bar.update(1)
-            run.append_generation_timing(len(chunk), seconds, device, list(batch.keys), _now(), details)
-            hashes.after_batch()
-    hashes.flush()
+            entry = dict(images=len(chunk), seconds=seconds, device=device, keys=list(batch.keys), at=_now(),
+                         image_details=details)
+            if timings is None:
+                run.append_generation_timing(**entry)
+            else:
+                timings.append(entry)
+            if record_hashes:
+                hashes.after_batch()
+    if record_hashes:
+        hashes.flush()
     return written
 
 

@@ -28,6 +28,7 @@ import os
 import re
 
 from evalkit import atomic
+from evalkit.runs import validate
 from evalkit.errors import EvalkitError
 from evalkit.images import image_file_name
 
@@ -35,6 +36,7 @@ MANIFEST = "manifest.json"
 INDEX = "index.csv"
 IMAGES = "images"
 INDEX_COLUMNS = ["prompt_index", "sample", "seed", "file", "prompt", "category", "extra", "sha256"]
+BASE_INDEX_COLUMNS = INDEX_COLUMNS[:-1]  # what every run's index has (sha256 came later)
 GENERATION_LOG = "generation.jsonl"
 
 
@@ -94,32 +96,24 @@ class Run:
         return cls(path, manifest)
 
     def records(self) -> list[ImageRecord]:
-        """All planned images, in generation order (whether or not their file exists yet)."""
+        """All planned images, in generation order (whether or not their file exists yet); index.csv is checked
+        first (evalkit.runs.validate: columns, types, duplicates, file names inside the run, manifest agreement)."""
+        path = self.path / INDEX
         try:
-            text = (self.path / INDEX).read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except OSError as error:
             raise EvalkitError(f"{self.path}: cannot read {INDEX}: {error.strerror or error}") from None
-        rows = list(csv.DictReader(io.StringIO(text)))
+        except UnicodeDecodeError:
+            raise EvalkitError(f"{path} is not UTF-8 text; delete the run and rerun it") from None
         try:
-            return [
-                ImageRecord(
-                    prompt_index=int(row["prompt_index"]),
-                    sample=int(row["sample"]),
-                    seed=int(row["seed"]),
-                    file=row["file"],
-                    prompt=row["prompt"],
-                    category=row["category"],
-                    extra=json.loads(row["extra"] or "{}"),
-                    sha256=_sha256_cell(row.get("sha256")),
-                )
-                for row in rows
-            ]
-        except (KeyError, ValueError, TypeError) as error:
-            raise EvalkitError(f"{self.path / INDEX} is malformed ({error}); delete the run and rerun it") from None
+            return [ImageRecord(*row, sha256=_sha256_cell(cells.get("sha256")))
+                    for row, cells in validate.parse_index(path, text, BASE_INDEX_COLUMNS, self.manifest, image_file)]
+        except ValueError as error:
+            raise EvalkitError(f"{path} is malformed ({error}); delete the run and rerun it") from None
 
     def completed_records(self) -> list[ImageRecord]:
-        """The planned images whose file exists (complete, thanks to atomic writes)."""
-        return [r for r in self.records() if (self.path / r.file).is_file()]
+        """The planned images whose file exists (complete, thanks to atomic writes); a symbolic link is an error."""
+        return [r for r in self.records() if validate.check_image_file(self.path, r.file)]
 
     def image_path(self, record: ImageRecord) -> Path:
         return self.path / record.file
@@ -140,10 +134,14 @@ class Run:
         atomic.write_json(self.path / MANIFEST, self.manifest)
 
     def append_generation_timing(self, images: int, seconds: float, device: str, keys: list[tuple[int, int]],
-                                 at: str, image_details: list[dict[str, Any]] | None = None) -> None:
-        """Append one batch's timing to generation.jsonl, durably (flushed and fsynced before returning)."""
+                                 at: str, image_details: list[dict[str, Any]] | None = None,
+                                 rank: int | None = None) -> None:
+        """Append one batch's timing to generation.jsonl, durably (flushed and fsynced before returning).
+        ``rank``: the torchrun rank that made the batch (absent for single-process runs)."""
         entry = {"images": int(images), "seconds": float(seconds), "device": str(device),
                  "keys": [[int(p), int(s)] for p, s in keys], "at": at}
+        if rank is not None:
+            entry["rank"] = int(rank)
         if image_details is not None:  # absent from older runs and from adapters that report none
             entry["image_details"] = image_details
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
@@ -249,12 +247,7 @@ def open_run(path: str | Path) -> Run:
         raise EvalkitError(f"run directory {path} does not exist")
     if not is_run_dir(path):
         raise EvalkitError(f"{path} is not an evalkit run (no {MANIFEST} and {INDEX})")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise EvalkitError(f"{path / MANIFEST} is unreadable or not JSON ({error})") from None
-    if not isinstance(manifest, dict) or "run_id" not in manifest:
-        raise EvalkitError(f"{path / MANIFEST} is not an evalkit manifest (no run_id)")
+    manifest = validate.read_manifest(path)
     return Run(path, manifest)
 
 

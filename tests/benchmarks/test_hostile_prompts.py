@@ -22,15 +22,19 @@ from evalkit.runs.store import open_run
 from tests import fake_plugin
 from tests.hostile import evalkit_cli
 
-BIG = "a" * 2_000_000  # a 2 MB prompt
+BIG = "a" * 2_000_000  # a 2 MB field
+LONG = " ".join(["a red cube left of a blue ball"] * 320)  # 9,919 characters: read; encoders truncate it
 UTF16_TEXT = "prompt,category\ncafé au lait,Food\nnaïve,Words\n"
 
 # (file name, bytes, expected): expected is a list of prompts (read as documented) or a regex of the one-line error.
 CASES = [
-    ("big.csv", f"prompt\n{BIG}\nsmall\n".encode(), [BIG, "small"]),
-    ("big.tsv", f"prompt\n{BIG}\n".encode(), [BIG]),
-    ("big.jsonl", (json.dumps({"prompt": BIG}) + "\n").encode(), [BIG]),
-    ("big.txt", f"{BIG}\nsmall\n".encode(), [BIG, "small"]),
+    ("big.csv", f"prompt\nsmall\n{BIG}\n".encode(), r"big\.csv, line 3: prompt is 2,000,000 characters long"),
+    ("big.tsv", f"prompt\n{BIG}\n".encode(), r"big\.tsv, line 2: prompt is 2,000,000 characters long"),
+    ("big.jsonl", (json.dumps({"prompt": BIG}) + "\n").encode(), r"big\.jsonl, line 1: prompt is 2,000,000"),
+    ("big.txt", f"small\n{BIG}\n".encode(), r"big\.txt, line 2: prompt is 2,000,000 characters long"),
+    ("big-extra.csv", f"prompt,note\nsmall,{BIG}\n".encode(), ["small"]),
+    ("long.txt", f"{LONG}\n".encode(), [LONG]),
+    ("huge-number.jsonl", b'{"prompt": "a", "x": 1e400}\n', r"huge-number\.jsonl, line 1: not valid JSON \(1e400"),
     ("nul.csv", b"prompt\nab\x00c\n", r"nul\.csv, line 2: NUL byte"),
     ("nul.txt", b"fine\nbad\x00\n", r"nul\.txt, line 2: NUL byte"),
     ("nul.jsonl", b'{"prompt": "a"}\n{"prompt": "b\x00"}\n', r"nul\.jsonl, line 2: NUL byte"),
