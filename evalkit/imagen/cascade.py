@@ -22,6 +22,7 @@ from PIL import Image
 
 from evalkit import atomic
 from evalkit.errors import EvalkitError
+from evalkit.imagen.checkpoint_check import check_stage_json, shape_mismatch, weight_shapes
 from evalkit.imagen.diffusion import Schedule
 from evalkit.imagen.efficient_unet import build_model
 from evalkit.imagen.experts import NoiseBandEnsemble
@@ -85,17 +86,27 @@ class Stage:
         meta = read_stage_metadata(folder, name)
         if not weights_path.is_file():
             raise EvalkitError(f"not an Imagen checkpoint: {weights_path} is missing")
-        try:
-            model = build_model(meta["model"])
+        try:  # the JSON is untrusted input: keys, types and bounds first (checkpoint_check.py)
+            check_stage_json(meta, name)
             schedule = Schedule(meta.get("schedule", "cosine"))
             sampling = SamplerConfig(**meta.get("sampling", {})).validate()
             band = _band(meta.get("band"))
+            shapes = weight_shapes(weights_path) if weights_path.stat().st_size else {}
         except (KeyError, TypeError, ValueError) as error:
             raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {error}") from None
+        except Exception as error:  # safetensors raises its own error types for truncated/garbled files
+            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
+        try:
+            problem = shape_mismatch(meta["model"], shapes)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a config the U-Net classes reject
+            raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {_first_line(error)}") from None
+        if problem:
+            raise EvalkitError(f"{weights_path} does not match its config {meta_path.name}: {problem}")
+        model = build_model(meta["model"])
         try:
             tensors = load(weights_path.read_bytes())
         except Exception as error:  # safetensors raises its own error types for truncated/garbled files
-            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({error})") from None
+            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
         try:
             model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
         except RuntimeError as error:
@@ -118,6 +129,11 @@ class Stage:
         if expert.text_encoder != self.text_encoder or expert.schedule.name != self.schedule.name:
             raise EvalkitError(f"{where}: trained with another text encoder or noise schedule than its stage")
         self.expert = expert
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:200]
 
 
 def _band(value) -> tuple[float, float] | None:

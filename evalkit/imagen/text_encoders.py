@@ -105,8 +105,8 @@ class HFTextEncoder(FrozenTextEncoder):
             loader = T5EncoderModel if kind == "t5" else AutoModel
             model = loader.from_pretrained(path, local_files_only=True).float()  # weights may be stored as fp16
             self.model = model.to(device).eval().requires_grad_(False)
-        except (OSError, ValueError) as error:
-            raise EvalkitError(f"cannot load the {kind} text encoder from {path}: {error}") from None
+        except Exception as error:  # transformers raises many types for foreign, damaged or pickled-object files
+            raise EvalkitError(f"cannot load the {kind} text encoder from {path}: {_first_line(error)}") from None
         width = int(self.model.config.hidden_size if kind != "t5" else self.model.config.d_model)
         depth = int(self.model.config.num_hidden_layers if kind != "t5" else self.model.config.num_layers)
         self.layers = tuple(int(layer) for layer in layers)
@@ -149,8 +149,8 @@ class CLIPTextEncoder(FrozenTextEncoder):
             raise EvalkitError(f"CLIP weights file {weights} does not exist")
         try:
             model = open_clip.create_model(arch, pretrained=weights)
-        except (RuntimeError, ValueError, OSError) as error:
-            raise EvalkitError(f"cannot load CLIP model {arch} from {weights}: {error}") from None
+        except Exception as error:  # open_clip reads with weights_only=True: a pickle of other objects is refused
+            raise EvalkitError(f"cannot load CLIP model {arch} from {weights}: {_first_line(error)}") from None
         self.arch, self.weights = arch, weights
         self.model = model.to(device).eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(arch)
@@ -179,6 +179,11 @@ class CLIPTextEncoder(FrozenTextEncoder):
         if n >= self.context_length:  # open_clip itself truncated; count the real length
             n = len(self.tokenizer.encode(prompt)) + 2 if hasattr(self.tokenizer, "encode") else n
         return n
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:200]
 
 
 def minilm_path() -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,16 +180,20 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _load_state(self) -> None:
-        try:
-            state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        try:  # weights_only: the state holds tensors, numbers and plain containers; nothing else is unpickled
+            state = torch.load(self.state_path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.generator.set_state(state["generator"].cpu())  # map_location moved it to the device
             self.step = int(state["step"])
-        except (RuntimeError, KeyError, EOFError, ValueError) as error:
-            raise EvalkitError(f"cannot resume from {self.state_path}: {str(error).splitlines()[0]}") from None
+        except pickle.UnpicklingError:
+            raise EvalkitError(f"cannot resume from {self.state_path}: it holds pickled objects other than tensors "
+                               "and plain containers, so it was not unpickled (delete it, or pass --no-resume)") from None
+        except (RuntimeError, KeyError, EOFError, ValueError, TypeError, AttributeError) as error:
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            raise EvalkitError(f"cannot resume from {self.state_path}: {lines[0][:200]}") from None
 
     def save(self) -> None:
         buffer = io.BytesIO()

@@ -71,15 +71,29 @@ def preprocess(rgb: np.ndarray, mode: str) -> torch.Tensor:
 
 
 def load_network(weights_path: str | Path):
-    """torch-fidelity's Inception-v3 with the given state-dict file, ready for CPU/GPU inference."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    """torch-fidelity's Inception-v3 with the given state-dict file, ready for CPU/GPU inference.
 
+    The file is read by ``weight_files.read_state_dict`` (safetensors or ``torch.load(weights_only=True)``), not
+    by torch-fidelity's own loader, which unpickles in full (``weights_only=False``)."""
+    from evalkit.metrics.weight_files import load_error, read_state_dict
+
+    state = read_state_dict(weights_path, "an Inception FID state dict")
+    net = _unloaded_network()
     try:
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights_path))
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EvalkitError(f"{weights_path} is not an Inception FID state dict ({first_line[:200]})") from None
-    return net.eval().requires_grad_(False)
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        raise EvalkitError(f"{weights_path} is not an Inception FID state dict ({load_error(error)})") from None
+    return net.float().eval().requires_grad_(False)
+
+
+def _unloaded_network():
+    """torch-fidelity's module built without its weight download or load step (every tensor is set afterwards)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
+
+    with mock.patch.object(fe, "load_state_dict_from_url", return_value={}), mock.patch.object(
+        fe.FeatureExtractorInceptionV3, "load_state_dict", return_value=None
+    ):
+        return fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
 
 
 def pool3_features(net, batch: torch.Tensor) -> torch.Tensor:
@@ -93,14 +107,8 @@ def pool3_features(net, batch: torch.Tensor) -> torch.Tensor:
 def random_network(seed: int = 0):
     """An untrained network of the same architecture, with Kaiming-normal convolutions: PyTorch's default init
     gives near-zero pool3 features (FIDs of ~1e-12), useless for testing; these give informative features."""
-    from torch_fidelity import feature_extractor_inceptionv3 as fe
-
     torch.manual_seed(seed)
-    # Build the module without its weight download/load step; every parameter is then initialised here.
-    with mock.patch.object(fe, "load_state_dict_from_url", return_value={}), mock.patch.object(
-        fe.FeatureExtractorInceptionV3, "load_state_dict", return_value=None
-    ):
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    net = _unloaded_network()  # every convolution is then initialised here
     for module in net.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")

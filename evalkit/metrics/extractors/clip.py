@@ -10,10 +10,9 @@ CMMD's) reuse this loading with their own preprocessing (extractors/clip_protoco
 
 from __future__ import annotations
 
-import warnings
-import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
+from unittest import mock
 
 import numpy as np
 import torch
@@ -24,14 +23,7 @@ from evalkit import images as image_io
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
 from evalkit.metrics.extractors.batching import embed_files
-
-
-def is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("constants.pkl") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+from evalkit.metrics.weight_files import load_error, read_state_dict
 
 
 def clip_weights(extractor: str, model: str, pretrained: str, options: ExtractorOptions) -> tuple[Path, str | None]:
@@ -46,25 +38,42 @@ def clip_weights(extractor: str, model: str, pretrained: str, options: Extractor
 
 
 def load_open_clip(model: str, pretrained: str, path: Path, device: str):
-    """(network, open_clip's eval preprocess, tokenizer) for an open_clip model name and a checkpoint file."""
+    """(network, open_clip's eval preprocess, tokenizer) for an open_clip model name and a checkpoint file.
+
+    The file is read by ``weight_files.read_state_dict`` (safetensors, ``torch.load(weights_only=True)``, or a
+    TorchScript archive as OpenAI ships CLIP) before the network is built; open_clip then converts and loads it."""
     import open_clip
 
     if model not in open_clip.list_models():
         raise EvalkitError(f"unknown open_clip model {model!r} (e.g. ViT-B-32, ViT-L-14, ViT-L-14-336; "
                            "open_clip.list_models() lists all)")
+    # big_vision .npz/.npy weights (SigLIP) are read by open_clip with numpy, which never unpickles
+    state = None if path.suffix in (".npz", ".npy") else read_clip_state(path, model)
     net, _, preprocess = open_clip.create_model_and_transforms(
         model, pretrained=None, force_quick_gelu=(pretrained == "openai"), device="cpu"
     )
     try:
-        # Hash checked (registry) or chosen by the user: TorchScript archives need the full unpickler.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*TorchScript archive")
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
-            open_clip.load_checkpoint(net, str(path), weights_only=not is_torchscript(path))
-    except (RuntimeError, KeyError, ValueError, OSError, EOFError, AttributeError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise EvalkitError(f"{path} is not a checkpoint of open_clip {model} ({first})") from None
+        # open_clip's load_checkpoint does the layout conversions; its file reading is replaced by the state read
+        # above, so the file is never opened by a loader that could unpickle it in full.
+        if state is None:
+            open_clip.load_checkpoint(net, str(path))
+        else:
+            with mock.patch.object(open_clip.factory, "load_state_dict", lambda *args, **kwargs: state):
+                open_clip.load_checkpoint(net, str(path))
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise EvalkitError(f"{path} is not a checkpoint of open_clip {model} ({load_error(error)})") from None
     return net.to(device).eval().requires_grad_(False), preprocess, open_clip.get_tokenizer(model)
+
+
+def read_clip_state(path: Path, model: str) -> dict:
+    """A CLIP checkpoint's tensors as open_clip's own reader returns them (a training checkpoint's ``state_dict``
+    unwrapped, a ``module.`` prefix dropped, a TorchScript archive's non-weight entries removed)."""
+    state = read_state_dict(path, f"a checkpoint of open_clip {model}", unwrap=("state_dict",), torchscript=True)
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    if state and next(iter(state)).startswith("module."):
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+    return state
 
 
 def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:

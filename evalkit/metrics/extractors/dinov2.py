@@ -39,6 +39,7 @@ from evalkit import images as image_io
 from evalkit.metrics import weights as weight_registry
 from evalkit.metrics.extractors.base import ExtractorOptions, ExtractorSpec, Setting
 from evalkit.metrics.extractors.batching import embed_files
+from evalkit.metrics.weight_files import read_state_dict
 
 INPUT_SIZE = 224
 PATCH = 14
@@ -97,12 +98,7 @@ def hub_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
 
 def read_backbone(path: Path, arch: Arch) -> tuple[dict, int]:
     """(state dict in timm's names at 224 px, depth) of a facebookresearch DINOv2 ``*_pretrain.pth`` file."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a foreign or damaged file
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise EvalkitError(f"{path} is not a DINOv2 state dict ({first})") from None
-    state = state.get("model", state) if isinstance(state, dict) else state
+    state = read_state_dict(path, "a DINOv2 state dict", unwrap=("model",))
     needed = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "norm.weight")
     missing = [k for k in needed if not isinstance(state, dict) or k not in state]
     if missing:
