@@ -119,7 +119,8 @@ def report(results: list[dict], command: str, load: tuple[tuple, tuple]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.rating_load", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evalkit.experiments.rating_load",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--browser-raters", type=positive_int, default=8)
     parser.add_argument("--browser-votes", type=positive_int, default=10, help="trials per browser rater")
     parser.add_argument("--storage-raters", type=positive_int, default=50)

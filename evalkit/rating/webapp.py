@@ -71,9 +71,10 @@ def _rater_page(conn, db_path: str) -> None:
     try:
         check_session(conn, rater_id, st.session_state.get("session_key"))
         view = next_trial(conn, rater_id)
-    except EvalkitError as error:
+    except EvalkitError as error:  # signed in elsewhere, invitation expired, rater gone: sign in again
         st.error(str(error))
         st.session_state.pop("rater_id", None)
+        _sign_in_form(conn)
         return
     done, total = progress(conn, rater_id)
     bar, who = st.columns([5, 1], vertical_alignment="center")
