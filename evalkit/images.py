@@ -12,9 +12,11 @@ Decoding (``load_rgb``, ``open_rgb``, ``image_size``) is the one place evalkit r
             plugins (EPS would run Ghostscript) are never tried.
   size      at most ``MAX_IMAGE_PIXELS`` = 89,478,485 pixels (Pillow's default limit: ~9459 x 9459, 268 MB as 8-bit
             RGB), checked from the header before any pixel is decoded; more is ``ImageTooLarge``, naming the file
-            and the size it claims (a decompression bomb, or an image far beyond any metric's input). Pillow's
-            ``DecompressionBombWarning`` is made an error in any process that imports this module: warnings
-            filters are process-wide, and one scoped to each call would race with the decoder threads.
+            and the size it claims (a decompression bomb, or an image far beyond any metric's input).
+  warnings  a process that imports this module makes Pillow's ``DecompressionBombWarning`` an error and ignores
+            its image plugins' ``UserWarning`` notes on malformed metadata (EXIF, TIFF tags, APNG chunks: not
+            used here, and they name no file); the pixels then decode or the file is refused in one line.
+            Warnings filters are process-wide; one scoped to each call would race with the decoder threads.
   pixels    as stored: EXIF orientation is not applied and ICC profiles are ignored, as pytorch-fid, clean-fid and
             torch-fidelity read files (``Image.open(...).convert("RGB")``; torchvision's ``decode_image`` by
             default), so features match theirs for the same file. Run images are re-encoded without EXIF, so
@@ -51,7 +53,16 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
 _KEYED_NAME = re.compile(r"^(\d+)_(\d+)(\.[A-Za-z]+)$")
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
-warnings.filterwarnings("error", category=Image.DecompressionBombWarning)  # see the module docstring
+
+
+def install_decoder_warning_filters() -> None:
+    """This process's warnings filters for decoding (see the module docstring): Pillow's bomb warning is an error;
+    its image plugins' notes on malformed metadata are ignored (metadata is not used, and they name no file)."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.\w+ImagePlugin")
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+install_decoder_warning_filters()
 
 
 class UnreadableImage(EvalkitError):
