@@ -7,6 +7,7 @@ uninterrupted run. (SIGKILL at random moments: tests/experiments/test_crash_safe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -42,9 +43,19 @@ def make_run(capsys, out: Path) -> Path:
     return Path(stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*RUN, "--out", str(tmp_path_factory.mktemp("uninterrupted"))])
+    assert code == 0, err.getvalue()
+    return Path(out.getvalue().strip().splitlines()[-1])
+
+
 @pytest.fixture
-def reference(capsys, tmp_path) -> Path:
-    return make_run(capsys, tmp_path / "reference")
+def reference(uninterrupted, tmp_path) -> Path:
+    """A copy of an uninterrupted run (tests may change it)."""
+    return Path(shutil.copytree(uninterrupted, tmp_path / "reference" / uninterrupted.name))
 
 
 def messages(err: str) -> list[str]:
