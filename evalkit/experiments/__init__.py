@@ -15,6 +15,9 @@ reports/imagen/README.md quotes. Unlike the rest of evalkit below evalkit/cli, t
                     each a run scored by the toyworld metric -> sweeps.md, guidance_pareto.png
     position_breakdown  position accuracy of region vs relation prompts, scored by the toyworld metric
                     -> position_breakdown.md
+    crash_safety    SIGKILL `evalkit run` and `evalkit score` at seeded random writes, rerun, and compare with an
+                    uninterrupted run (kill_watch: the inotify-traced killer; crash_checks: the checks) -> stdout,
+                    --out FILE.md, --json FILE
 Toy-world accuracy in every experiment comes from ``evalkit.experiments.runs``: the run pipeline and the one
 toy-world scorer (``evalkit.metrics.toyworld``), the numbers ``evalkit run`` + ``evalkit score`` give.
 """
