@@ -21,6 +21,7 @@ from PIL import Image
 
 from evalkit.metrics.stats_file import PSD_TOL, BadStatsFile, read_stats_file
 from tests.hostile_cli import assert_refused, cli, json_value
+from tests.hostile_payloads import Payload
 
 DIM = 768  # the pixels extractor's default: 16 x 16 x 3
 
@@ -160,16 +161,6 @@ def test_valid_statistics_files_give_the_same_distance(tmp_path, capsys, images)
     path = tmp_path / "zero.npz"
     path.write_bytes(npz(mu=MU, sigma=np.zeros((DIM, DIM))))  # identical features: a valid, degenerate Gaussian
     assert json_value(capsys, distance_argv(path, images), "fd") > 0
-
-
-class Payload:
-    """Unpickling this creates ``marker``: proof that a file was unpickled."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def test_an_object_array_carrying_code_is_refused_without_running_it(tmp_path, capsys, images):
