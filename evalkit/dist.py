@@ -64,6 +64,18 @@ def current() -> World:
     return World(rank, size, _env_int("LOCAL_RANK", rank))
 
 
+def active() -> World:
+    """The world of the process group this process has joined (``init``), else a world of one. Library code asks
+    this, not the environment, so a function called outside a launched command is never sharded."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return World()
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    return current()
+
+
 def rank_device(device: str, world: World) -> str:
     """Each rank's own GPU: ``cuda`` becomes ``cuda:LOCAL_RANK`` in a distributed run (an explicit index is kept)."""
     return f"cuda:{world.local_rank}" if world.distributed and device == "cuda" else device
@@ -108,6 +120,21 @@ def broadcast(obj: Any, world: World) -> Any:
     return box[0]
 
 
+def all_true(flag: bool, world: World) -> bool:
+    """Whether ``flag`` holds on every rank (every rank gets the same answer)."""
+    if not world.distributed:
+        return bool(flag)
+    import torch.distributed as dist
+
+    flags: list[Any] = [None] * world.size
+    dist.all_gather_object(flags, bool(flag))
+    return all(flags)
+
+
+class RankFailure(EvalkitError):
+    """A failure every rank raises together (see ``all_ok``); the command prints it once, on rank 0."""
+
+
 def all_ok(error: BaseException | None, world: World, what: str) -> None:
     """Every rank says whether ``what`` failed on it; any failure is re-raised on every rank as one line naming the
     first failing rank, so all ranks stop together instead of hanging at the next collective."""
@@ -123,7 +150,18 @@ def all_ok(error: BaseException | None, world: World, what: str) -> None:
     if failed:
         rank, message = failed[0]
         others = f" (and {len(failed) - 1} other rank(s))" if len(failed) > 1 else ""
-        raise EvalkitError(f"{what} failed on rank {rank} of {world.size}{others}: {message}")
+        raise RankFailure(f"{what} failed on rank {rank} of {world.size}{others}: {message}")
+
+
+def gather_objects(obj: Any, world: World) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    if not world.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def gather_rows(rows: np.ndarray, world: World, total: int) -> np.ndarray:
@@ -155,3 +193,24 @@ def all_reduce_sum(values: np.ndarray, world: World) -> np.ndarray:
         tensor = tensor.cuda()
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().numpy()
+
+
+DISTRIBUTED_COMMANDS = ("run", "score", "distance", "fid", "ref-stats")
+
+
+def start_command(command: str, device: str | None) -> World:
+    """Join the torchrun world for one `evalkit COMMAND` (a world of one without torchrun)."""
+    world = current()
+    if world.distributed and command not in DISTRIBUTED_COMMANDS:
+        raise EvalkitError(f"`evalkit {command}` runs in one process; under torchrun only "
+                           f"{', '.join(DISTRIBUTED_COMMANDS)} are distributed")
+    return init(device or "cpu") if world.distributed else world
+
+
+def end_command() -> None:
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -7,7 +7,9 @@ A handler returns an exit code (or None for 0); an ``EvalkitError`` becomes one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 import warnings
 
@@ -53,17 +55,39 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # users see what happened, not our source lines
     parser = build_parser()
     args = parser.parse_args(argv)
+    from evalkit import dist
+
+    world = dist.World()
     try:
-        code = args.handler(args)
+        world = dist.start_command(args.command, getattr(args, "device", None))
+        with _quiet_unless_main(world):
+            code = args.handler(args)
+    except dist.RankFailure as error:  # raised on every rank alike: said once
+        if world.is_main:
+            print(f"evalkit: error: {error}", file=sys.stderr)
+        return 2
     except EvalkitError as error:
-        print(f"evalkit: error: {error}", file=sys.stderr)
+        where = f"rank {world.rank} of {world.size}: " if world.distributed else ""
+        print(f"evalkit: error: {where}{error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        dist.end_command()
     return int(code or 0)
+
+
+@contextlib.contextmanager
+def _quiet_unless_main(world):
+    """Under torchrun only rank 0 prints results (every rank computes the same ones); errors still reach stderr."""
+    if world.is_main:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def run() -> None:  # console-script entry point

@@ -26,5 +26,8 @@ def write_reference_stats(folder: str | Path, out: str | Path, config, size: int
     network = ctx.extractor(extractor, {"crop_size": str(size)} if size else {})
     stats = FeatureStats.of(ctx.features(network)).compute()
     stats.meta = {**network.description(), "source": str(folder)}
-    stats.save(out)
+    from evalkit import dist
+
+    if dist.active().is_main:  # under torchrun every rank holds the same statistics
+        stats.save(out)
     return stats

@@ -221,6 +221,10 @@ def score_run(run_dir: str | Path, metrics: Sequence[str] | None = None, referen
                             "the run is incomplete")
     results = _compute(plan, ctx)
     document = metrics_file.build(generated, ref, results, ctx.warnings)
+    from evalkit import dist
+
+    if not dist.active().is_main:  # every rank computed the same numbers; one writes them
+        return document
     return metrics_file.merge_and_write(generated.run, document)
 
 

@@ -90,10 +90,41 @@ def _takes_desc(compute: Callable) -> bool:
 def features(paths: Sequence[Path], extractor, use_cache: bool = True, desc: str | None = None) -> np.ndarray:
     """N x extractor.dim float32 features of ``paths`` through ``extractor``, cached on disk (see module doc).
 
-    ``desc`` labels the progress bar when the extractor's ``compute`` takes a ``desc`` keyword (built-ins do)."""
+    ``desc`` labels the progress bar when the extractor's ``compute`` takes a ``desc`` keyword (built-ins do).
+    In a distributed command (evalkit.dist) each rank computes its positional shard and every rank gets all rows
+    back in order: the same features as one process (each image's features do not depend on its batch-mates)."""
     if desc is not None and _takes_desc(extractor.compute):
         def compute(p):
             return extractor.compute(p, desc=desc)
     else:
         compute = extractor.compute
-    return cached_features(paths, extractor.description(), extractor.dim, compute, use_cache)
+    from evalkit import dist
+
+    world = dist.active()
+    if not world.distributed:
+        return cached_features(paths, extractor.description(), extractor.dim, compute, use_cache)
+    return _sharded_features([Path(p) for p in paths], extractor, compute, use_cache, world)
+
+
+def _sharded_features(paths: list[Path], extractor, compute: Callable, use_cache: bool, world) -> np.ndarray:
+    """The whole set's cache entry if any rank left one; else each rank's shard (cached per shard), gathered, and
+    the whole set's entry written by rank 0, so a later single-process scoring reuses it."""
+    from evalkit import dist
+
+    description, dim = extractor.description(), extractor.dim
+    target = None
+    if use_cache:
+        target = feature_cache_dir() / f"{cache_key(description, [image_io.content_hash(p) for p in paths])}.npy"
+        found = _read(target, (len(paths), dim))
+        if dist.all_true(found is not None, world):  # all or none: no rank may skip the collectives below alone
+            return found
+    mine, error = None, None
+    try:
+        mine = cached_features(dist.shard(paths, world), description, dim, compute, use_cache)
+    except EvalkitError as failure:
+        error = failure
+    dist.all_ok(error, world, f"{description.get('extractor', 'feature extraction')} features")
+    feats = dist.gather_rows(mine, world, len(paths))
+    if target is not None and world.is_main:
+        _write(target, feats)
+    return feats
