@@ -20,15 +20,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option
+from evalkit.adapters.base import (AdapterOptions, GenerationBatch, check_known_options, finite_float, parse_bool,
+                                   read_option, steps_count)
 from evalkit.adapters.gpu import out_of_memory_guard
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "imagen" / "checkpoints" / "toyworld-32-64-128"
-BASE_OPTIONS = {"steps": int, "guidance": float, "sampler": str, "threshold": str}
-SR_OPTIONS = {"sr_steps": int, "sr_guidance": float, "sr_sampler": str, "sr_threshold": str,
-              "sr_aug_level": float, "sr_start_t": float}
+BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, "threshold": str}
+SR_OPTIONS = {"sr_steps": steps_count, "sr_guidance": finite_float, "sr_sampler": str, "sr_threshold": str,
+              "sr_aug_level": finite_float, "sr_start_t": finite_float}
 OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert"}
 
 
@@ -58,20 +59,26 @@ class ImagenAdapter:
     @classmethod
     def from_options(cls, options: AdapterOptions) -> "ImagenAdapter":
         from evalkit.imagen.cascade import ImagenCascade
+        from evalkit.imagen.text_encoders import ENCODER_KINDS
 
         check_known_options(options, OPTIONS, cls.name)
+        # every value is parsed before the cascade loads, so a bad number costs nothing
+        requested = {key: read_option(options, key, None, convert) for key, convert in {**BASE_OPTIONS, **SR_OPTIONS}.items()}
         model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)
         experts = read_option(options, "expert", True, parse_bool)
         cascade = ImagenCascade.from_pretrained(model_path, device=device, num_stages=stages, experts=experts)
+        kind = cascade.stages[0].text_encoder.get("kind", "minilm")
+        if kind not in ENCODER_KINDS:  # loaded lazily: say now which file names an encoder evalkit does not have
+            raise EvalkitError(f"{model_path / 'base.json'}: text encoder {kind!r} is not one of "
+                               f"{', '.join(ENCODER_KINDS)}")
         cascade.text_encoder_path = read_option(options, "text_encoder_path", None, str)
         sampling = {}
         try:
             for stage in cascade.stages:
                 table = BASE_OPTIONS if stage.name == "base" else SR_OPTIONS
-                changes = {key.removeprefix("sr_"): read_option(options, key, None, convert)
-                           for key, convert in table.items()}
+                changes = {key.removeprefix("sr_"): requested[key] for key in table}
                 sampling[stage.name] = replace(stage.sampling, **{k: v for k, v in changes.items() if v is not None}).validate()
         except ValueError as error:
             raise EvalkitError(f"imagen adapter: {error}") from None
@@ -97,6 +104,13 @@ class ImagenAdapter:
 
     def checkpoint_hash(self) -> str | None:
         return self.cascade.checkpoint_hash()
+
+    def truncated_prompts(self) -> dict[str, Any] | None:
+        """The prompts the text encoder cut to its max_tokens (the run records them: evalkit.runs.provenance)."""
+        encoder = getattr(self.cascade, "_text_encoder", None)  # None until a prompt was encoded
+        if encoder is None or not encoder.truncated:
+            return None
+        return {"encoder": encoder.kind, "max_tokens": encoder.max_tokens, "prompts": sorted(encoder.truncated)}
 
     def generate(self, batch: GenerationBatch):
         from PIL import Image

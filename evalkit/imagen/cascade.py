@@ -91,14 +91,18 @@ class Stage:
             schedule = Schedule(meta.get("schedule", "cosine"))
             sampling = SamplerConfig(**meta.get("sampling", {})).validate()
             band = _band(meta.get("band"))
-            shapes = weight_shapes(weights_path) if weights_path.stat().st_size else {}
+            if not weights_path.stat().st_size:
+                raise EvalkitError(f"corrupt Imagen checkpoint: {weights_path} is empty")
+            shapes = weight_shapes(weights_path)
+        except EvalkitError:
+            raise
         except (KeyError, TypeError, ValueError) as error:
             raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {error}") from None
         except Exception as error:  # safetensors raises its own error types for truncated/garbled files
             raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
         try:
             problem = shape_mismatch(meta["model"], shapes)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a config the U-Net classes reject
+        except (KeyError, TypeError, ValueError, RuntimeError, ArithmeticError) as error:  # the U-Net classes refuse it
             raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {_first_line(error)}") from None
         if problem:
             raise EvalkitError(f"{weights_path} does not match its config {meta_path.name}: {problem}")
@@ -107,6 +111,9 @@ class Stage:
             tensors = load(weights_path.read_bytes())
         except Exception as error:  # safetensors raises its own error types for truncated/garbled files
             raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
+        broken = next((key for key, value in tensors.items() if not torch.isfinite(value).all()), None)
+        if broken is not None:
+            raise EvalkitError(f"corrupt Imagen checkpoint: {weights_path} has NaN or infinite values in {broken}")
         try:
             model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
         except RuntimeError as error:
