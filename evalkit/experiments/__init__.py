@@ -18,6 +18,9 @@ reports/imagen/README.md quotes. Unlike the rest of evalkit below evalkit/cli, t
     crash_safety    SIGKILL `evalkit run` and `evalkit score` at seeded random writes, rerun, and compare with an
                     uninterrupted run (kill_watch: the inotify-traced killer; crash_checks: the checks) -> stdout,
                     --out FILE.md, --json FILE
+    rating_load     concurrent raters in headless Chromium through the real rating app and on the storage layer,
+                    every answer checked against the votes table (rating_app: synthetic runs + the app server;
+                    rating_browser, rating_storage: the two drivers) -> reports/rating/load.md
 Toy-world accuracy in every experiment comes from ``evalkit.experiments.runs``: the run pipeline and the one
 toy-world scorer (``evalkit.metrics.toyworld``), the numbers ``evalkit run`` + ``evalkit score`` give.
 """
