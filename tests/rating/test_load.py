@@ -92,6 +92,7 @@ def test_a_study_from_before_invitation_expiry_gains_the_columns_and_keeps_its_v
     before = raw.execute("SELECT * FROM votes ORDER BY vote_id").fetchall()
     raw.execute("ALTER TABLE raters DROP COLUMN expires_at")
     raw.execute("ALTER TABLE raters DROP COLUMN session_hash")
+    raw.execute("PRAGMA user_version = 0")  # as such a study was: made before the schema version was recorded
     raw.commit()
     raw.close()
     conn = db.connect(path)
