@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import traceback
 from dataclasses import dataclass
+
+ERROR_LINE = re.compile(r"evalkit( [\w-]+)*: error: ")  # ours, or argparse's "evalkit run: error: ..."
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,12 @@ class Outcome:
 
     @property
     def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith("evalkit: error:")]
+        return [line for line in self.stderr.splitlines() if ERROR_LINE.match(line)]
 
     @property
     def clean(self) -> bool:
-        """Exit 0, or exit 2 with one 'evalkit: error:' line; warnings may precede it, a traceback never."""
+        """Exit 0, or exit 2 with one 'evalkit[ COMMAND]: error:' line last; warnings may precede it, a traceback
+        never."""
         if self.code is None or "Traceback" in self.stderr:
             return False
         if self.code == 0:

@@ -98,6 +98,31 @@ def parse_bool(text: str) -> bool:
 
 parse_bool.__name__ = "boolean (true/false)"  # read_option names the expected type by __name__
 
+MAX_STEPS = 10_000  # sampler steps: more is a typo, and would run for days
+
+
+def finite_float(text: str) -> float:
+    """A number that is not nan or infinite (guidance weights, noise levels)."""
+    import math
+
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+finite_float.__name__ = "finite number"
+
+
+def steps_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_STEPS:
+        raise ValueError(text)
+    return value
+
+
+steps_count.__name__ = f"whole number of steps from 1 to {MAX_STEPS:,}"
+
 
 def read_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:
     """Read one `--opt` value with a clear error when it does not parse."""
@@ -109,7 +134,7 @@ def read_option(options: AdapterOptions, key: str, default: Any, convert=str) ->
     try:
         return convert(raw)
     except (TypeError, ValueError):
-        raise EvalkitError(f"--opt {key}={raw!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
+        raise EvalkitError(f"--opt {key}={raw[:40]!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
 
 
 def require_model_dir(options: AdapterOptions, adapter: str, what: str) -> Path:

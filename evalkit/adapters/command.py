@@ -45,11 +45,12 @@ from typing import Any
 
 from PIL import Image
 
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, read_option
+from evalkit.adapters.base import AdapterOptions, GenerationBatch, finite_float, read_option
 from evalkit.errors import EvalkitError
 from evalkit.images import UnreadableImage, open_rgb
 
 DEFAULT_TIMEOUT_S = 3600.0
+MAX_TIMEOUT_S = 30 * 24 * 3600
 STDERR_TAIL_LINES = 15
 
 
@@ -132,9 +133,9 @@ class CommandAdapter:
 
     def __init__(self, options: AdapterOptions):
         self.argv = parse_command(options)
-        timeout = read_option(options, "timeout", DEFAULT_TIMEOUT_S, float)
-        if timeout < 0:
-            raise EvalkitError(f"--opt timeout must be >= 0 seconds (0 = no limit), got {timeout:g}")
+        timeout = read_option(options, "timeout", DEFAULT_TIMEOUT_S, finite_float)
+        if not 0 <= timeout <= MAX_TIMEOUT_S:  # a larger one overflows the OS's wait
+            raise EvalkitError(f"--opt timeout must be 0 to {MAX_TIMEOUT_S:,} seconds (0 = no limit), got {timeout:g}")
         self.timeout = timeout or None
         self.options = {k: v for k, v in sorted(options.extra.items()) if k not in ("cmd", "timeout")}
 

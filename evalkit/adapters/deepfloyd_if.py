@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, parse_bool, read_option
-from evalkit.adapters.base import require_model_dir
+from evalkit.adapters.base import finite_float, require_model_dir, steps_count
 from evalkit.adapters.diffusers import _import_diffusers, _read_json, cpu_generators, directory_hash, load_pipeline
 from evalkit.adapters.gpu import out_of_memory_guard, parse_dtype, torch_dtype
 from evalkit.adapters.hf_cache import PipelineLocation, cached_snapshot, locate_pipeline, require_pipeline_dir
@@ -136,10 +136,10 @@ class DeepFloydIFAdapter:
         self.default_size = (h2, w2)
 
         first, second = _call_defaults(STAGE_CLASSES["stage_1"]), _call_defaults(STAGE_CLASSES["stage_2"])
-        self.steps = self._positive(options, "steps", first["num_inference_steps"], int)
-        self.sr_steps = self._positive(options, "sr_steps", second["num_inference_steps"], int)
-        self.guidance = read_option(options, "guidance", first["guidance_scale"], float)
-        self.sr_guidance = read_option(options, "sr_guidance", second["guidance_scale"], float)
+        self.steps = self._positive(options, "steps", first["num_inference_steps"], steps_count)
+        self.sr_steps = self._positive(options, "sr_steps", second["num_inference_steps"], steps_count)
+        self.guidance = read_option(options, "guidance", first["guidance_scale"], finite_float)
+        self.sr_guidance = read_option(options, "sr_guidance", second["guidance_scale"], finite_float)
         self.noise_level = read_option(options, "sr_noise_level", second["noise_level"], int)
         levels = configs["stage_2"]["image_noising_scheduler"].get("num_train_timesteps", 1000)
         if not 0 <= self.noise_level < levels:

@@ -44,15 +44,16 @@ from PIL import Image
 
 from evalkit import atomic, paths
 from evalkit.hashing import sha256_file
-from evalkit.adapters.base import AdapterOptions, GenerationBatch, check_known_options, read_option, require_model_dir
+from evalkit.adapters.base import (AdapterOptions, GenerationBatch, check_known_options, finite_float, read_option,
+                                   require_model_dir, steps_count)
 from evalkit.adapters.gpu import out_of_memory_guard, parse_dtype, torch_dtype
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 # `--opt` name -> (pipeline call argument, type); an option is rejected when the pipeline has no such argument.
 CALL_OPTIONS = {
-    "steps": ("num_inference_steps", int),
-    "guidance_scale": ("guidance_scale", float),
+    "steps": ("num_inference_steps", steps_count),
+    "guidance_scale": ("guidance_scale", finite_float),
     "negative_prompt": ("negative_prompt", str),
 }
 OPTIONS = set(CALL_OPTIONS) | {"scheduler", "dtype", "variant"}

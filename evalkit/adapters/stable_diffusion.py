@@ -36,7 +36,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evalkit.adapters.base import AdapterOptions, require_model_dir
+from evalkit.adapters.base import AdapterOptions, finite_float, require_model_dir
 from evalkit.adapters.diffusers import CALL_OPTIONS, OPTIONS, DiffusersAdapter, _read_json
 from evalkit.adapters.hf_cache import PipelineLocation, cached_snapshot, is_repo_id, require_pipeline_dir
 from evalkit.errors import EvalkitError
@@ -44,7 +44,7 @@ from evalkit.errors import EvalkitError
 FAMILIES = ("stable-diffusion", "stable-diffusion-xl")  # AutoPipeline's names for SD 1.x/2.x and SDXL
 SD_CALL_OPTIONS = {
     **CALL_OPTIONS,
-    "guidance_rescale": ("guidance_rescale", float),
+    "guidance_rescale": ("guidance_rescale", finite_float),
     "negative_prompt_2": ("negative_prompt_2", str),
 }
 OTHER_ADAPTERS = {"IF": "deepfloyd-if"}  # class-name prefix -> the adapter that runs it

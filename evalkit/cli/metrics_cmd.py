@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from evalkit.cli.args import key_value, non_negative_int, positive_int
+from evalkit.cli.args import MAX_SIDE, batch_size, int_range, key_value, repeats, seed, workers
 
 RESIZE_CHOICES = ("torchmetrics", "tf1", "clean", "pytorch-fid")  # mirrors evalkit.metrics.inception.RESIZE_MODES
 
@@ -19,8 +19,8 @@ def _add_extractor_args(parser) -> None:
     parser.add_argument("--resize", choices=RESIZE_CHOICES, default=None,
                         help="how images become Inception's 299x299 inputs (default: torchmetrics)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--workers", type=non_negative_int, default=2, help="image decode/resize threads (0: none)")
+    parser.add_argument("--batch-size", type=batch_size, default=32)
+    parser.add_argument("--workers", type=workers, default=2, help="image decode/resize threads (0: none)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--download", action="store_true", help="download missing weights (sha256-verified)")
 
@@ -29,8 +29,8 @@ def _add_metric_args(parser, default_help: str) -> None:
     parser.add_argument("--metrics", help=f"comma list of metric names ({default_help}; see `evalkit metrics list`)")
     parser.add_argument("--opt", action="append", default=[], type=key_value, metavar="METRIC.KEY=VALUE",
                         help="a metric option, e.g. kid.subsets=50 or cmmd.model=ViT-B-32 (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random subsets and bootstrap resampling")
-    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples for 95%% intervals")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of random subsets and bootstrap resampling")
+    parser.add_argument("--bootstrap", type=repeats, default=1000, help="bootstrap resamples for 95%% intervals")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -79,9 +79,9 @@ def register(subparsers) -> None:
     fid.add_argument("b", metavar="B")
     _add_extractor_args(fid)
     fid.add_argument("--no-kid", action="store_true", help="skip KID")
-    fid.add_argument("--kid-subsets", type=positive_int, default=100)
-    fid.add_argument("--kid-subset-size", type=positive_int, default=1000)
-    fid.add_argument("--seed", type=int, default=0, help="seed of KID's random subsets")
+    fid.add_argument("--kid-subsets", type=repeats, default=100)
+    fid.add_argument("--kid-subset-size", type=int_range(1, 10**7), default=1000)
+    fid.add_argument("--seed", type=seed, default=0, help="seed of KID's random subsets")
     fid.add_argument("--json", action="store_true", help="print the result as JSON")
     fid.set_defaults(handler=run_fid)
 
@@ -91,7 +91,8 @@ def register(subparsers) -> None:
                                 "(pytorch-fid format).")
     ref.add_argument("--images", required=True, metavar="DIR")
     ref.add_argument("--out", required=True, metavar="FILE.npz")
-    ref.add_argument("--size", type=non_negative_int, default=256, help="centre-crop + resize side first (0: keep)")
+    ref.add_argument("--size", type=int_range(0, MAX_SIDE), default=256,
+                     help=f"centre-crop + resize side first (0: keep; at most {MAX_SIDE})")
     _add_extractor_args(ref)
     ref.set_defaults(handler=run_ref_stats)
 

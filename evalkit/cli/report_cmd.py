@@ -4,7 +4,7 @@ evalkit.reports.report."""
 
 from __future__ import annotations
 
-from evalkit.cli.args import positive_int
+from evalkit.cli.args import MAX_IMAGES_PER_PROMPT, int_range
 from evalkit.errors import EvalkitError
 
 
@@ -18,9 +18,9 @@ def register(subparsers) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="scored run directories (evalkit score RUN ...)")
     parser.add_argument("--study", metavar="FILE", help="human-study database (evalkit study create) to include")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into (created)")
-    parser.add_argument("--prompts-per-category", type=positive_int, default=3,
+    parser.add_argument("--prompts-per-category", type=int_range(1, 10_000), default=3,
                         help="prompts per category in the image grids (default 3: the lowest prompt indices)")
-    parser.add_argument("--samples", type=positive_int, default=2, help="samples per prompt in the grids (default 2)")
+    parser.add_argument("--samples", type=int_range(1, MAX_IMAGES_PER_PROMPT), default=2, help="samples per prompt in the grids (default 2)")
     parser.add_argument("--title", help="the report's title (default: from the runs)")
     parser.add_argument("--label", action="append", default=[], metavar="RUN=TEXT",
                         help="show RUN (its directory as given, or its run id) as TEXT in every table, chart and "

@@ -8,7 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from evalkit.cli.args import key_value, non_negative_int, positive_int
+from evalkit.cli.args import (MAX_IMAGES_PER_PROMPT, MAX_IMAGES_PER_RUN, MAX_SIDE, batch_size, int_range, key_value,
+                              positive_int, seed, threads)
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
@@ -17,11 +18,12 @@ DEFAULT_OUT = "runs"
 
 def parse_size(text: str) -> tuple[int, int]:
     """`64` or `64x96` (height x width)."""
-    match = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip())
-    if not match or int(match.group(1)) == 0 or (match.group(2) and int(match.group(2)) == 0):
-        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH in pixels, got {text!r}")
-    height = int(match.group(1))
-    return height, int(match.group(2) or height)
+    match = re.fullmatch(r"([0-9]{1,6})(?:x([0-9]{1,6}))?", text.strip())
+    sides = [int(side) for side in match.groups() if side is not None] if match else []
+    if not sides or not all(1 <= side <= MAX_SIDE for side in sides):
+        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH in pixels (1 to {MAX_SIDE} each), "
+                                         f"got {text[:40]!r}")
+    return sides[0], sides[-1]
 
 
 def register(subparsers) -> None:
@@ -30,10 +32,15 @@ def register(subparsers) -> None:
     parser.add_argument("--model-path", help="checkpoint / pipeline directory / image folder / command, per adapter")
     parser.add_argument("--benchmark", help="benchmark name (default: drawbench, or 'file' when --prompts is given)")
     parser.add_argument("--prompts", help="prompt file (csv/tsv/jsonl/txt) or a local copy of the benchmark's file")
-    parser.add_argument("--images-per-prompt", type=positive_int, default=4)
+    parser.add_argument("--images-per-prompt", type=int_range(1, MAX_IMAGES_PER_PROMPT), default=4,
+                        help=f"images per prompt (default 4, at most {MAX_IMAGES_PER_PROMPT}; at most "
+                        f"{MAX_IMAGES_PER_RUN:,} images per run)")
     parser.add_argument("--limit", type=positive_int, help="use a fixed pseudo-random subset of N prompts")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed; image seeds derive from it")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--seed", type=seed, default=0, help="run seed, 0 to 2**63-1; image seeds derive from it")
+    parser.add_argument("--batch-size", type=batch_size, default=8, help="images per model call (default 8)")
+    parser.add_argument("--threads", type=threads, default=None,
+                        help="torch CPU threads (default: torch's); recorded in the manifest, not in the run id: "
+                        "images are byte-identical only at the same thread count")
     parser.add_argument("--size", type=parse_size, help="image size SIZE or HxW (default: the model's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -59,6 +66,7 @@ def handle(args) -> int:
     from evalkit.adapters import AdapterOptions, available_adapters, create_adapter
     from evalkit.benchmarks.registry import load_benchmark, select_subset
     from evalkit.runs.pipeline import finish_run, generate_missing, prepare_run
+    from evalkit.runs.provenance import record_truncations, set_threads
     from evalkit.runs.spec import RunSpec
 
     if args.model not in available_adapters():
@@ -66,8 +74,12 @@ def handle(args) -> int:
     benchmark_name = args.benchmark or ("file" if args.prompts else "drawbench")
     benchmark = load_benchmark(benchmark_name, args.prompts)
     rows = select_subset(benchmark.rows, args.limit)
+    if len(rows) * args.images_per_prompt > MAX_IMAGES_PER_RUN:
+        raise EvalkitError(f"{len(rows):,} prompts x {args.images_per_prompt} images is more than the "
+                           f"{MAX_IMAGES_PER_RUN:,} images a run holds; use --limit or fewer --images-per-prompt")
     out = Path(args.out)
     check_writable(out)
+    set_threads(args.threads)
 
     options = AdapterOptions(model_path=args.model_path, device=resolve_device(args.device), extra=dict(args.opt))
     adapter = create_adapter(args.model, options)
@@ -94,6 +106,7 @@ def handle(args) -> int:
         finish_run(run, after_error=True)  # records 'incomplete' when the model fails, the disk fills or Ctrl-C
         raise
     finish_run(run)
+    record_truncations(run, adapter, rows)
     print(f"{run.run_id}: {total} images ({written} new), {len(rows)} prompts x {args.images_per_prompt}", file=sys.stderr)
     print(run.path)
     return 0

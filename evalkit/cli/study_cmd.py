@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from evalkit.cli.args import non_negative_int, positive_float, positive_int
+from evalkit.cli.args import MAX_IMAGES_PER_PROMPT, float_range, int_range, repeats, seed
 
 
 def _fraction(text: str) -> float:
@@ -27,15 +27,15 @@ def register(subparsers) -> None:
     create = commands.add_parser("create", help="build a study's trials from two or more runs")
     create.add_argument("--runs", nargs="+", required=True, metavar="RUN", help="run directories, same benchmark")
     create.add_argument("--questions", default="quality,alignment", help="comma list of quality, alignment")
-    create.add_argument("--set-size", type=positive_int, default=4, help="images per side (paper: 8)")
+    create.add_argument("--set-size", type=int_range(1, MAX_IMAGES_PER_PROMPT), default=4, help="images per side (paper: 8)")
     create.add_argument("--db", required=True, help="SQLite file to create")
     create.add_argument("--control-fraction", type=_fraction, default=0.1,
                         help="share of all trials that are control (gold) trials (default 0.1)")
     create.add_argument("--control-threshold", type=_fraction, default=0.8,
                         help="raters passing fewer controls are excluded from summaries (default 0.8)")
-    create.add_argument("--trials-per-rater", type=positive_int, default=None, help="cap per rater (default: all)")
+    create.add_argument("--trials-per-rater", type=int_range(1, 10**9), default=None, help="cap per rater (default: all)")
     create.add_argument("--invite-only", action="store_true", help="raters must sign in with an invitation token")
-    create.add_argument("--seed", type=non_negative_int, default=0)
+    create.add_argument("--seed", type=seed, default=0)
     create.add_argument("--force", action="store_true", help="replace an existing study that has no votes yet")
     create.add_argument("--durable", action="store_true",
                         help="fsync every vote (SQLite synchronous=FULL) so confirmed votes survive a power cut; "
@@ -44,9 +44,9 @@ def register(subparsers) -> None:
 
     invite = commands.add_parser("invite", help="create raters with secret invitation tokens (printed once)")
     invite.add_argument("--db", required=True)
-    invite.add_argument("--count", type=positive_int, default=1)
+    invite.add_argument("--count", type=int_range(1, 10_000), default=1, help="raters to invite (at most 10,000)")
     invite.add_argument("--prefix", default="rater", help="rater id prefix")
-    invite.add_argument("--valid-hours", type=positive_float, default=None, metavar="H",
+    invite.add_argument("--valid-hours", type=float_range(1 / 3600, 24 * 365 * 100), default=None, metavar="H",
                         help="the tokens stop working H hours from now (default: no expiry)")
     invite.set_defaults(handler=_invite)
 
@@ -59,8 +59,8 @@ def register(subparsers) -> None:
     summarize.add_argument("--db", required=True)
     summarize.add_argument("--json", action="store_true", help="print the summary as JSON")
     summarize.add_argument("--plot", metavar="FILE.png", help="also write a per-category preference chart")
-    summarize.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap replicates")
-    summarize.add_argument("--seed", type=non_negative_int, default=0)
+    summarize.add_argument("--bootstrap", type=repeats, default=1000, help="bootstrap replicates")
+    summarize.add_argument("--seed", type=seed, default=0)
     summarize.set_defaults(handler=_summarize)
 
 

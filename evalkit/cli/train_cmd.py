@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from evalkit.cli.args import key_value, layer_list, positive_float, positive_int
+from evalkit.cli.args import (MAX_IMAGES_PER_PROMPT, batch_size, float_range, int_range, key_value, layer_list,
+                              non_negative_float, positive_float, positive_int, seed, workers)
+
+STEPS = int_range(1, 10**9)  # a count of optimiser steps; more is a typo
+STEPS_OR_ZERO = int_range(0, 10**9)
 
 
 def register(subparsers) -> None:
@@ -18,20 +22,21 @@ def register(subparsers) -> None:
     p.add_argument("--data", default="toyworld",
                    help="'toyworld' (procedural, endless) or a folder of images each with a same-stem .txt caption")
     p.add_argument("--out", default="imagen-checkpoint", help="checkpoint folder (stages are added to it)")
-    p.add_argument("--steps", type=positive_int, default=1000)
-    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--steps", type=STEPS, default=1000)
+    p.add_argument("--batch-size", type=batch_size, default=32)
     p.add_argument("--lr", type=positive_float, default=2e-4)
     p.add_argument("--optimizer", choices=["adamw", "adafactor"], default="adamw")
-    p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--cond-drop", type=float, default=0.1, help="fraction trained without text (for guidance)")
-    p.add_argument("--aug-max", type=float, default=0.5, help="SR stages: max noise-augmentation level in training")
-    p.add_argument("--min-snr-gamma", type=float, default=5.0, help="min-SNR loss weighting; 0 turns it off")
+    p.add_argument("--warmup-steps", type=STEPS_OR_ZERO, default=100)
+    p.add_argument("--ema-decay", type=float_range(0, 1, closed_high=False), default=0.999)
+    p.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="gradient-norm clip (0: off)")
+    p.add_argument("--cond-drop", type=float_range(0, 1), default=0.1, help="fraction trained without text (for guidance)")
+    p.add_argument("--aug-max", type=float_range(0, 1, closed_high=False), default=0.5,
+                   help="SR stages: max noise-augmentation level in training")
+    p.add_argument("--min-snr-gamma", type=non_negative_float, default=5.0, help="min-SNR loss weighting; 0 turns it off")
     p.add_argument("--loss-weighting", choices=["min-snr", "truncated-snr", "none"], default="min-snr",
                    help="weights of the eps MSE over noise levels; truncated-snr stresses the high-noise steps "
                         "where layout is decided")
-    p.add_argument("--high-noise-share", type=float, default=0.0,
+    p.add_argument("--high-noise-share", type=float_range(0, 1), default=0.0,
                    help="share of each batch trained at t in [0.85, 1], where 'left' vs 'right' changes the target")
     p.add_argument("--expert-band", type=positive_float, default=None, metavar="T_MIN",
                    help="base stage: train its high-noise expert (eDiff-I), used for t in [T_MIN, 1] and saved as "
@@ -44,31 +49,31 @@ def register(subparsers) -> None:
                         "e.g. last,0 keeps position and number words apart); default: last, or with --init-from "
                         "the checkpoint's")
     p.add_argument("--clip-arch", default="ViT-B-32")
-    p.add_argument("--max-tokens", type=positive_int, default=32)
+    p.add_argument("--max-tokens", type=int_range(1, 4096), default=32)
     p.add_argument("--unet", choices=["efficient", "plain"], default="efficient",
                    help="SR stages: the Efficient U-Net (paper App. B.1) or a plain U-Net of about its size")
     p.add_argument("--model-opt", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="override a U-Net setting, value as JSON or a bare word (e.g. dim=64, channel_mults=[1,2,4], prediction=v)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=positive_int, default=500)
-    p.add_argument("--log-every", type=positive_int, default=10)
-    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--save-every", type=STEPS, default=500)
+    p.add_argument("--log-every", type=STEPS, default=10)
+    p.add_argument("--workers", type=workers, default=0, help="data-loader worker processes")
     p.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
     p.add_argument("--max-minutes", type=positive_float, default=None, help="stop and save after this much time")
-    p.add_argument("--stop-at", type=positive_int, default=None,
+    p.add_argument("--stop-at", type=STEPS, default=None,
                    help="stop and save at this step while the LR schedule still spans --steps (to split a run)")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint folder's weights for --stage (new layers start at zero)")
     p.add_argument("--toy-mix", type=key_value, action="append", default=[], metavar="CATEGORY=WEIGHT",
                    help="toy world: category weights, repeatable (e.g. --toy-mix Positional=0.5); unnamed ones get 0")
-    p.add_argument("--eval-every", type=int, default=0,
+    p.add_argument("--eval-every", type=STEPS_OR_ZERO, default=0,
                    help="base stage: toy-world accuracy at every N-th checkpoint step, generated and scored as "
                         "`evalkit run` + `evalkit score --metrics toyworld` do (0 = off); rows go to "
                         "<out>/train/base/eval-<benchmark>.csv")
     p.add_argument("--eval-prompts", type=positive_int, default=200,
                    help="prompts of the benchmark scored (a fixed subset, as `evalkit run --limit` picks)")
-    p.add_argument("--eval-images-per-prompt", type=positive_int, default=1)
+    p.add_argument("--eval-images-per-prompt", type=int_range(1, MAX_IMAGES_PER_PROMPT), default=1)
     p.add_argument("--eval-split", choices=["validation", "heldout"], default="validation",
                    help="benchmark the periodic eval scores: validation = toyworld-validation (for choosing "
                         "checkpoints) or heldout = toyworld (only for reporting)")

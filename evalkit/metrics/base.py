@@ -47,8 +47,10 @@ class Option:
             raise EvalkitError(f"{where}: expected one of {', '.join(self.choices)}, got {text!r}")
         try:
             return self.parse(text)
+        except Expected as error:
+            raise EvalkitError(f"{where}: cannot read {text[:40]!r} ({self.help}; expected {error})") from None
         except (TypeError, ValueError):
-            raise EvalkitError(f"{where}: cannot read {text!r} ({self.help})") from None
+            raise EvalkitError(f"{where}: cannot read {text[:40]!r} ({self.help})") from None
 
 
 @dataclass(frozen=True)
@@ -95,18 +97,29 @@ def parse_int(text: str) -> int:
     return int(text)
 
 
-def parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
+MAX_OPTION_INT = 100_000  # counts in options size loops (subsets, replicates, k): more is a typo, not a request
+
+
+class Expected(ValueError):
+    """A parse error that says what the value should have been (shown after the option's help)."""
+
+
+def _int_in(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= MAX_OPTION_INT:
+        raise Expected(f"a whole number from {low} to {MAX_OPTION_INT:,}")
     return value
+
+
+def parse_positive_int(text: str) -> int:
+    return _int_in(text, 1)
 
 
 def parse_non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
+    return _int_in(text, 0)
 
 
 def parse_positive_float(text: str) -> float:

@@ -229,7 +229,7 @@ PRDC = FeatureMetric(
     options={"extractor": _extractor_option("inception"),
              "k_pr": Option(3, parse_positive_int, "k of the precision/recall k-NN balls"),
              "k_dc": Option(5, parse_positive_int, "k of the density/coverage k-NN balls"),
-             "max_samples": Option(0, lambda t: int(t), "subsample each side to this many (0: all)"),
+             "max_samples": Option(0, parse_non_negative_int, "subsample each side to this many (0: all)"),
              "groups": _groups_option(False), "bootstrap": _bootstrap_option()},
     details=_prdc_details)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +27,9 @@ from evalkit.errors import EvalkitError
 BUSY_TIMEOUT_S = 30.0
 FROZEN_TABLES = ("meta", "models", "images", "trials", "trial_images")
 RATER_COLUMNS = ("expires_at", "session_hash")  # added after the first schema; see _add_rater_columns
+# PRAGMA user_version of a study database. 0: made before the version was recorded, read as (and upgraded to) 1;
+# any other version (a newer evalkit's layout, or another program's database) is refused, never changed.
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,22 +96,30 @@ def _freeze_triggers() -> str:
 def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     """Open the study database in autocommit mode (transactions are explicit, see ``write``)."""
     path = Path(path)
+    if not create and path.exists() and not path.is_file():
+        raise EvalkitError(f"study database {path} is not a file")
     if not create and not path.is_file():
         raise EvalkitError(f"study database {path} does not exist (create it with `evalkit study create`)")
     try:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if not create:
+            try:  # read-only checks first: a file that is not ours is never switched to WAL or migrated
+                version = check_study_file(conn, path)
+            except EvalkitError:
+                conn.close()
+                raise
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if create:
             conn.executescript(SCHEMA + _freeze_triggers())
-        elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes'").fetchone() is None:
-            conn.close()
-            raise EvalkitError(f"{path} is not an evalkit study database")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         else:
             _add_rater_columns(conn)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # 0 -> 1: the columns are now there
             if _is_durable(conn):
                 conn.execute("PRAGMA synchronous = FULL")
     except sqlite3.DatabaseError as error:
@@ -116,6 +128,58 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
         conn.close()
         raise EvalkitError(f"{path}: SQLite refused WAL mode (is it on a network file system?)")
     return conn
+
+
+_INTACT: set[str] = set()  # study files that passed quick_check in this process (the app connects per page)
+
+
+@lru_cache(maxsize=1)
+def expected_columns() -> dict[str, frozenset[str]]:
+    """Every table of this evalkit's study schema and its columns, read from SCHEMA itself."""
+    memory = sqlite3.connect(":memory:")
+    try:
+        memory.executescript(SCHEMA)
+        tables = [r[0] for r in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: frozenset(r[1] for r in memory.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        memory.close()
+
+
+def check_study_file(conn: sqlite3.Connection, path: str | Path) -> int:
+    """The schema version of an open study database, after read-only checks that it is one this evalkit reads: its
+    user_version (see SCHEMA_VERSION), every table and column of SCHEMA (version 0 may lack RATER_COLUMNS, which
+    ``connect`` adds), SQLite's ``quick_check`` (a truncated or overwritten file) and a config that is a JSON
+    object (when there is one). Raises a one-line
+    EvalkitError; a file that is not SQLite raises sqlite3.DatabaseError (the caller names the file)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    found = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"meta", "votes"} <= found:
+        raise EvalkitError(f"{path} is not an evalkit study database (it has no study tables)")
+    if version not in (0, SCHEMA_VERSION):
+        raise EvalkitError(f"{path} is a study database of schema version {version}; this evalkit reads version "
+                           f"{SCHEMA_VERSION} (open it with the evalkit that made it)")
+    for table, columns in expected_columns().items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")} if table in found else set()
+        missing = sorted(columns - have - (set(RATER_COLUMNS) if version == 0 and table == "raters" else set()))
+        if missing:
+            what = f"table {table}" if not have else f"column {table}.{missing[0]}"
+            raise EvalkitError(f"{path} is a study database of another evalkit version (no {what}); open it with "
+                               "the evalkit that made it")
+    key = str(Path(path).resolve())
+    if key not in _INTACT:  # once per process: it reads every page (measured ~30-80 ms for a 1.8 MB study)
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise EvalkitError(f"{path} is damaged ({' '.join(str(verdict).split())[:160]}); restore it from a copy")
+        _INTACT.add(key)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    if row is not None:  # no config yet: a study being created (read_config says so to those that need one)
+        try:
+            config = json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            config = None
+        if not isinstance(config, dict):
+            raise EvalkitError(f"{path}: the study's config is not a JSON object; the database is damaged")
+    return version
 
 
 def _add_rater_columns(conn: sqlite3.Connection) -> None:

@@ -75,6 +75,7 @@ def open_study(path: Path) -> sqlite3.Connection:
         raise EvalkitError(f"cannot open study database {path}: {error}") from None
     conn.row_factory = sqlite3.Row  # what db.read_config and votes_frame read rows as
     try:
+        db.check_study_file(conn, path)  # schema version, tables, quick_check: the checks every opener makes
         _check_schema(conn, path)
         _check_config(conn, path)
     except sqlite3.DatabaseError as error:

@@ -28,7 +28,9 @@ from typing import Any, Iterable
 
 from evalkit.errors import EvalkitError
 
-RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# A run id names a directory: evalkit makes [A-Za-z0-9_.-] slugs; any other text is read (reports escape it), but
+# never a path separator, a control character, '.' or '..', or more than a file name holds.
+RUN_ID = re.compile(r"(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,200}")
 MAX_JSON_DEPTH_HINT = "nested too deeply"
 
 
@@ -55,7 +57,7 @@ def _typed_problem(manifest: dict[str, Any]) -> str | None:
     """What is wrong with the fields a manifest has (absent optional fields are not checked here), or None."""
     run_id = manifest.get("run_id")
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
-        return f"run_id must be a plain directory name, got {str(run_id)[:80]!r}"
+        return f"run_id must be a plain directory name (no '/', no control characters), got {str(run_id)[:80]!r}"
     benchmark = manifest.get("benchmark")
     if not isinstance(benchmark, dict):
         return "benchmark must be an object"
