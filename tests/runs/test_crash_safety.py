@@ -269,3 +269,16 @@ def test_a_failed_write_removes_its_temp_and_is_an_oserror_and_a_one_line_error(
     assert isinstance(caught.value, atomic.EvalkitError) and caught.value.errno == errno.ENOSPC
     assert str(caught.value).startswith(f"cannot write {tmp_path / 'out.bin'}: no space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_create_killed_before_its_manifest_leaves_no_temp_after_the_rerun(capsys, tmp_path, reference):
+    """Killed inside Run.create's manifest write: index.csv and a manifest temp, no manifest.json."""
+    run_dir = tmp_path / "runs" / reference.name
+    (run_dir / "images").mkdir(parents=True)
+    shutil.copy(reference / "index.csv", run_dir / "index.csv")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (run_dir / f".tmp-{gone.pid}-killed.json").write_text('{"run_id": "half')
+    assert make_run(capsys, tmp_path / "runs") == run_dir
+    assert not temps(tmp_path / "runs")
+    assert_same_run(run_dir, reference)
