@@ -23,6 +23,7 @@ from evalkit.images import to_rgb_image
 from evalkit.runs.integrity import HashRecorder, record_missing_hashes
 from evalkit.runs.spec import RunSpec, image_seed
 from evalkit.runs.store import IMAGES, INDEX, MANIFEST, ImageRecord, Run, image_file, is_run_dir, open_run
+from evalkit.runs.provenance import machine_block, resumed_on
 from evalkit.runs.validate import check_image_file, record_key, records_hash, require_resumable
 
 
@@ -99,6 +100,7 @@ def build_manifest(spec: RunSpec, benchmark: LoadedBenchmark, adapter: Adapter, 
             "diffusers": _package_version("diffusers"),
         },
         "git": _git_state(),
+        "machine": machine_block(adapter_device(adapter)),
         "command": sys.argv,
         "created_at": _now(),
         "status": "running",
@@ -123,7 +125,7 @@ def prepare_run(
         atomic.remove_stale_temps(path / IMAGES)
         atomic.remove_stale_temps(path)  # a killed manifest, index or metrics.json write
         record_missing_hashes(run)  # images written just before a crash, whose hash the index did not get
-        run.update_manifest(status="running", resumed_at=_now())
+        run.update_manifest(status="running", resumed_at=_now(), **resumed_on(run.manifest, adapter_device(adapter)))
     elif (path / MANIFEST).exists():  # Run.create writes the index first: this is not a killed create
         raise EvalkitError(f"{path} has a {MANIFEST} but no {INDEX}; move it away or delete it to rerun")
     else:
