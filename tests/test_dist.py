@@ -99,3 +99,17 @@ def test_a_killed_distributed_run_is_finished_by_a_rerun_with_one_rank(tmp_path)
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     assert len(_images(run)) == 24
     assert _evalkit("runs", "verify", str(run)).returncode == 0
+
+
+def test_a_failing_rank_is_named_with_its_prompt(tmp_path):
+    from evalkit.benchmarks.registry import load_benchmark
+
+    toy = [row.prompt for row in load_benchmark("toyworld").rows[:3]]
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt,category\n" + "".join(f"{p},Toy\n" for p in toy[:2] + ["a photo of a cat", toy[2]]))
+    result = _evalkit("run", "--model", "toyworld-truth", "--prompts", str(prompts), "--images-per-prompt", "1",
+                      "--batch-size", "1", "--out", str(tmp_path / "runs"), "--quiet", ranks=2, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("evalkit: error:")]
+    assert errors and "failed on rank 0 of 2" in errors[0] and "prompt 2 sample 0" in errors[0]
+    assert "a photo of a cat" in errors[0]

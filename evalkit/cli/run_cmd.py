@@ -10,6 +10,7 @@ from pathlib import Path
 
 from evalkit.cli.args import (MAX_IMAGES_PER_PROMPT, MAX_IMAGES_PER_RUN, MAX_SIDE, batch_size, int_range, key_value,
                               positive_int, seed, threads)
+from evalkit import dist
 from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
@@ -62,6 +63,69 @@ def check_writable(out: Path) -> None:
         raise EvalkitError(f"output directory {out} is not writable")
 
 
+def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args):
+    """torchrun: rank 0 creates or reopens the run and lists the missing images; every rank makes its positional
+    share of their batches into the one run directory (one file per image, written atomically: no collisions); after all
+    ranks are done rank 0 records the hashes, the world size and the status. Seeds depend on (prompt, sample)
+    only, so the images are those a single process makes on the same device and thread count."""
+    from evalkit.runs.pipeline import finish_run, generate_missing, prepare_run
+    import numpy as np
+
+    from evalkit.runs.store import open_run
+
+    run, missing, error = None, [], None
+    if world.is_main:
+        try:
+            run, missing = prepare_run(out, spec, benchmark, adapter, rows)
+        except EvalkitError as failure:
+            error = failure
+    dist.all_ok(error, world, "opening the run")
+    run = run if world.is_main else open_run(out / spec.run_id())
+    keys = dist.broadcast([(r.prompt_index, r.sample) for r in missing], world)
+    by_key = {(r.prompt_index, r.sample): r for r in run.records()}
+    # Whole batches are shared out, not single images: a batch then holds exactly the images a single process puts
+    # together, and batch-mates can change a model's floating-point results (batched kernels).
+    todo = [by_key[k] for k in keys]
+    batches = [todo[i : i + args.batch_size] for i in range(0, len(todo), args.batch_size)]
+    mine = [record for batch in dist.shard(batches, world) for record in batch]
+    if world.is_main and keys and len(keys) < run.manifest["n_images"]:
+        print(f"resuming {run.run_id}: {run.manifest['n_images'] - len(keys)} of {run.manifest['n_images']} "
+              f"images already done", file=sys.stderr)
+    written, error, timings = 0, None, []
+    from tqdm import tqdm
+
+    with tqdm(total=len(mine), unit="img", desc=f"{run.run_id} rank 0 of {world.size}", dynamic_ncols=True,
+              disable=not world.is_main or args.quiet) as bar:
+        for batch in [mine[i : i + args.batch_size] for i in range(0, len(mine), args.batch_size)]:
+            try:
+                written += generate_missing(run, adapter, batch, args.batch_size, progress=False,
+                                            record_hashes=False, timings=timings)
+            except EvalkitError as failure:  # named by its batch, so the message says which prompts failed
+                first = batch[0]
+                error = EvalkitError(f"the batch from prompt {first.prompt_index} sample {first.sample} "
+                                     f"({len(batch)} images): {failure}")
+                break
+            bar.update(len(batch))
+    # Every rank's batches reach generation.jsonl (rank 0 appends them, with their rank), even when one failed.
+    gathered = dist.gather_objects(timings, world)
+    if world.is_main:
+        for rank, entries in enumerate(gathered):
+            for entry in entries:
+                run.append_generation_timing(**entry, rank=rank)
+    try:
+        dist.all_ok(error, world, "generation")  # every rank's images are on disk, or every rank stops with the error
+    except dist.RankFailure:
+        if world.is_main:
+            finish_run(run, after_error=True)  # 'incomplete': rerunning (with any number of ranks) resumes
+        raise
+    written = int(dist.all_reduce_sum(np.array([written]), world)[0])
+    if world.is_main:
+        run.update_manifest(world_size=world.size)
+        finish_run(run)
+    dist.barrier(world)
+    return run, keys, written
+
+
 def handle(args) -> int:
     from evalkit.adapters import AdapterOptions, available_adapters, create_adapter
     from evalkit.benchmarks.registry import load_benchmark, select_subset
@@ -81,7 +145,8 @@ def handle(args) -> int:
     check_writable(out)
     set_threads(args.threads)
 
-    options = AdapterOptions(model_path=args.model_path, device=resolve_device(args.device), extra=dict(args.opt))
+    options = AdapterOptions(model_path=args.model_path, device=dist.rank_device(resolve_device(args.device), dist.active()),
+                             extra=dict(args.opt))
     adapter = create_adapter(args.model, options)
     height, width = args.size or adapter.default_size
     spec = RunSpec(
@@ -96,16 +161,23 @@ def handle(args) -> int:
         width=width,
         prompt_indices=tuple(row.index for row in rows),
     )
-    run, missing = prepare_run(out, spec, benchmark, adapter, rows)
-    total = run.manifest["n_images"]
-    if missing and len(missing) < total:
-        print(f"resuming {run.run_id}: {total - len(missing)} of {total} images already done", file=sys.stderr)
-    try:
-        written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
-    except BaseException:
-        finish_run(run, after_error=True)  # records 'incomplete' when the model fails, the disk fills or Ctrl-C
-        raise
-    finish_run(run)
+    world = dist.active()
+    if world.distributed:
+        run, missing, written = _generate_distributed(world, out, spec, benchmark, adapter, rows, args)
+        total = run.manifest["n_images"]
+    else:
+        run, missing = prepare_run(out, spec, benchmark, adapter, rows)
+        total = run.manifest["n_images"]
+        if missing and len(missing) < total:
+            print(f"resuming {run.run_id}: {total - len(missing)} of {total} images already done", file=sys.stderr)
+        try:
+            written = generate_missing(run, adapter, missing, args.batch_size, progress=not args.quiet)
+        except BaseException:
+            finish_run(run, after_error=True)  # records 'incomplete' when the model fails, the disk fills or Ctrl-C
+            raise
+        finish_run(run)
+    if not world.is_main:
+        return 0
     record_truncations(run, adapter, rows)
     print(f"{run.run_id}: {total} images ({written} new), {len(rows)} prompts x {args.images_per_prompt}", file=sys.stderr)
     print(run.path)
