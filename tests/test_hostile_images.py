@@ -288,7 +288,7 @@ SEEDS = _seeds()
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(range(len(SEEDS))), flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)),
                                                                 max_size=6), cut=st.integers(0, 10_000))
 def test_fuzzed_files_decode_or_are_refused_in_one_line(tmp_path, seed, flips, cut):

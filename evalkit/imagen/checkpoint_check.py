@@ -4,9 +4,10 @@ A checkpoint folder may come from anywhere (``--model-path``), so its JSON is tr
   keys      the stage JSON's top-level keys, its ``model`` config (the U-Net dataclass's fields plus ``type``),
             ``sampling`` (SamplerConfig's fields) and ``text_encoder`` spec: unknown keys are refused
   types     each value has its field's type (an int is not a bool or a float; tuples are JSON lists)
-  bounds    model ints in 0..8192, list entries in 0..64 and at most 16 of them (U-Net levels), sampling
-            steps <= 8192, floats finite with |x| <= 1e6, text encoder ``max_tokens`` in 1..4096: a config
-            cannot ask for a network or a sampling loop that would exhaust memory or never finish
+  bounds    ints in 0..8192 (sizes and widths from 1, heads 1..256, residual blocks per level 0..32),
+            lists of 1 to 8 entries (U-Net levels; channel multipliers 1..64), sampling steps 1..8192, floats
+            finite with |x| <= 1e6, text encoder ``max_tokens`` in 1..4096: a config cannot ask for a network or
+            a sampling loop that would exhaust memory or never finish
   shapes    the network the config describes, built on the meta device (no memory), must have exactly the
             tensor names and shapes the safetensors header lists (read without loading the data), so a config
             edited to disagree with its weights is refused before any real allocation
@@ -19,12 +20,19 @@ import dataclasses
 import math
 import types
 import typing
+import warnings
 from pathlib import Path
 
 MAX_INT = 8192
-MAX_LIST = 16
+MAX_LIST = 8
 MAX_LIST_ENTRY = 64
 MAX_ABS_FLOAT = 1e6
+# Fields with a narrower range than 0..MAX_INT (a size of 0 builds empty layers; more blocks than this would take
+# minutes just to build on the meta device). List fields bound each entry.
+RANGES = {"image_size": (1, MAX_INT), "dim": (1, MAX_INT), "text_dim": (1, MAX_INT), "cond_dim": (1, MAX_INT),
+          "heads": (1, 256), "lowres_size": (1, MAX_INT), "work_size": (1, MAX_INT), "num_res_blocks": (0, 32),
+          "text_refiner_layers": (0, 32), "steps": (1, MAX_INT), "channel_mults": (1, MAX_LIST_ENTRY),
+          "attn_levels": (0, MAX_LIST - 1)}
 STAGE_KEYS = {"format", "version", "stage", "model", "schedule", "sampling", "text_encoder", "training", "band"}
 TEXT_ENCODER_KEYS = {"kind", "max_tokens", "dim", "layers", "path", "arch"}
 
@@ -89,7 +97,8 @@ def shape_mismatch(config: dict, shapes: dict[str, tuple[int, ...]]) -> str | No
 
     from evalkit.imagen.efficient_unet import build_model
 
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. torch's note on zero-element tensors: the shapes are what matter
         expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
     for key in sorted(set(expected) | set(shapes)):
         if key not in shapes:
@@ -119,28 +128,28 @@ def _check_fields(what: str, values: dict, cls) -> None:
     for key, value in values.items():
         if key not in fields:
             raise ValueError(f"{what}: unknown key {key!r} (known: {', '.join(sorted(fields))})")
-        problem = _type_problem(value, hints[key])
+        problem = _type_problem(value, hints[key], RANGES.get(key, (0, MAX_INT)))
         if problem:
             raise ValueError(f"{what}: {key} = {str(value)[:60]!r} {problem}")
 
 
-def _type_problem(value, hint) -> str | None:
+def _type_problem(value, hint, bounds: tuple[int, int]) -> str | None:
+    low, high = bounds
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list) or len(value) > MAX_LIST:
             return f"is not a list of at most {MAX_LIST} entries"
-        if not all(_is_int(v) and 0 <= v <= MAX_LIST_ENTRY for v in value):
-            return f"has entries that are not integers in 0..{MAX_LIST_ENTRY}"
+        if not all(_is_int(v) and low <= v <= min(high, MAX_LIST_ENTRY) for v in value):
+            return f"has entries that are not integers in {low}..{min(high, MAX_LIST_ENTRY)}"
         return None
     if hint is bool:
         return None if isinstance(value, bool) else "is not true or false"
     if hint is int:
-        return None if _is_int(value) and 0 <= value <= MAX_INT else f"is not an integer in 0..{MAX_INT}"
+        return None if _is_int(value) and low <= value <= high else f"is not an integer in {low}..{high}"
     if hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return None if ok and abs(value) <= MAX_ABS_FLOAT else f"is not a finite number within +-{MAX_ABS_FLOAT:g}"

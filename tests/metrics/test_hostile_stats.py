@@ -203,7 +203,7 @@ def covariances(draw) -> tuple[np.ndarray, float]:
     return sigma, float(values[0] / values[-1]) if values[-1] > 0 else -math.inf
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=covariances())
 def test_psd_decision_agrees_with_a_full_eigensolve(tmp_path, case):
     sigma, ratio = case
@@ -266,7 +266,7 @@ def stats_files(draw) -> bytes:
     return npz(**members)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=stats_files())
 def test_random_statistics_files_give_a_number_or_one_line(tmp_path, capsys, images, data):
     path = tmp_path / "random.npz"

@@ -8,6 +8,7 @@ TorchScript for CLIP); before it, torch-fidelity's Inception loader unpickled ``
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,9 @@ def _wrong_shape(state: dict) -> dict:
 
 def _scripted() -> bytes:
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buffer)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.* is deprecated")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buffer)
     return buffer.getvalue()
 
 
