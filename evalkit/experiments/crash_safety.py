@@ -251,7 +251,7 @@ def crash_safety(work: Path, kills: int, imagen_kills: int, seed: int, threads: 
     planned = plan(kills, imagen_kills, seed, refs)
     first_run = next((n for n, (command, _) in enumerate(planned, start=1) if command == "run"), None)
     for number, (command, target) in enumerate(planned, start=1):
-        for attempt in range(4):
+        for _ in range(4):  # a moment the command outlives is redrawn
             shutil.rmtree(work / f"kill-{number:02d}", ignore_errors=True)
             result = trial(number, command, target, refs, work, threads, second_spec=number == first_run)
             if result.made:
