@@ -99,7 +99,8 @@ class Stage:
         except (KeyError, TypeError, ValueError) as error:
             raise EvalkitError(f"corrupt Imagen checkpoint {meta_path}: {error}") from None
         except Exception as error:  # safetensors raises its own error types for truncated/garbled files
-            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
+            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})"
+                               ) from None
         try:
             problem = shape_mismatch(meta["model"], shapes)
         except Exception as error:  # the U-Net classes refuse the config (ValueError, AssertionError, ...)
@@ -110,7 +111,8 @@ class Stage:
         try:
             tensors = load(weights_path.read_bytes())
         except Exception as error:  # safetensors raises its own error types for truncated/garbled files
-            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})") from None
+            raise EvalkitError(f"corrupt Imagen checkpoint: cannot read {weights_path} ({_first_line(error)})"
+                               ) from None
         broken = next((key for key, value in tensors.items() if not torch.isfinite(value).all()), None)
         if broken is not None:
             raise EvalkitError(f"corrupt Imagen checkpoint: {weights_path} has NaN or infinite values in {broken}")

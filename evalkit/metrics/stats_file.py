@@ -16,8 +16,8 @@
              float32 storage ~ -1e-8; a rank-deficient one stored as float16 (~ -1e-4) fails, as do matrices
              that are not covariances
   n          one integer >= 2, or -1 (unknown, as evalkit writes it); 0 or 1 images have no covariance
-  meta       one JSON object (a string member of at most 1M characters); its ``preprocessing``, if any, an object and its
-             ``dim``, if any, equal to d
+  meta       one JSON object (a string member of at most 1M characters); its ``preprocessing``, if any, an
+             object and its ``dim``, if any, equal to d
 
 Whether the statistics belong to the feature space they are compared in (extractor, weights, preprocessing,
 dimension) is decided where they are compared (``evalkit.metrics.score``).

@@ -140,7 +140,8 @@ def images(tmp_path_factory) -> Path:
 
 
 def distance_argv(stats: Path, images: Path) -> list:
-    return ["distance", stats, images, "--metrics", "fd", "--opt", "fd.extractor=pixels", "--no-cache", "--workers", "0"]
+    return ["distance", stats, images, "--metrics", "fd", "--opt", "fd.extractor=pixels", "--no-cache",
+            "--workers", "0"]
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
