@@ -111,17 +111,18 @@ def finite_float(text: str) -> float:
     return value
 
 
-finite_float.__name__ = "finite number"
+finite_float.__name__ = "float (a finite number)"
 
 
 def steps_count(text: str) -> int:
+    """A count of sampler steps, at most MAX_STEPS (each adapter still says why 0 or fewer is wrong)."""
     value = int(text)
-    if not 1 <= value <= MAX_STEPS:
+    if value > MAX_STEPS:
         raise ValueError(text)
     return value
 
 
-steps_count.__name__ = f"whole number of steps from 1 to {MAX_STEPS:,}"
+steps_count.__name__ = f"int (at most {MAX_STEPS:,} steps)"
 
 
 def read_option(options: AdapterOptions, key: str, default: Any, convert=str) -> Any:

@@ -135,7 +135,8 @@ class CommandAdapter:
         self.argv = parse_command(options)
         timeout = read_option(options, "timeout", DEFAULT_TIMEOUT_S, finite_float)
         if not 0 <= timeout <= MAX_TIMEOUT_S:  # a larger one overflows the OS's wait
-            raise EvalkitError(f"--opt timeout must be 0 to {MAX_TIMEOUT_S:,} seconds (0 = no limit), got {timeout:g}")
+            raise EvalkitError(f"--opt timeout must be >= 0 seconds and at most {MAX_TIMEOUT_S:,} (0 = no limit), "
+                               f"got {timeout:g}")
         self.timeout = timeout or None
         self.options = {k: v for k, v in sorted(options.extra.items()) if k not in ("cmd", "timeout")}
 

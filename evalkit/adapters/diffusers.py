@@ -286,6 +286,8 @@ class DiffusersAdapter:
         self.default_size = _default_size(path, index)
         self.device = resolve_device(options.device)
         self._pipeline = None
+        self._tokenized: set[str] = set()  # prompts whose token count was checked (see _note_truncations)
+        self._truncated: set[str] = set()
         self._checkpoint_hash: str | None = None
 
     def _locate(self, options: AdapterOptions) -> Path:
@@ -365,6 +367,7 @@ class DiffusersAdapter:
 
         if self._pipeline is None:
             self._pipeline = self._load()
+        self._note_truncations(batch.prompts)
         kwargs = self._call_arguments(batch)
         guard = out_of_memory_guard(self.device, len(batch.prompts), batch.height, batch.width, self.pipeline_class,
                                     self.dtype)
@@ -374,6 +377,27 @@ class DiffusersAdapter:
         except ValueError as error:  # diffusers validates sizes and prompts with ValueError
             raise EvalkitError(f"{self.pipeline_class} rejected the request: {error}") from None
         return [image.convert("RGB") for image in images]  # count and size are checked by the run pipeline
+
+
+    def _note_truncations(self, prompts) -> None:
+        """Which prompts the pipeline's tokenizer will cut to its model_max_length (the pipeline truncates them
+        itself, saying so only in a log line): counted once per prompt, reported by truncated_prompts()."""
+        tokenizer = getattr(self._pipeline, "tokenizer", None)
+        limit = getattr(tokenizer, "model_max_length", None)
+        if tokenizer is None or not isinstance(limit, int) or limit > 100_000:  # no tokenizer, or no stated limit
+            return
+        for prompt in set(prompts) - self._tokenized:
+            self._tokenized.add(prompt)
+            if len(tokenizer(prompt)["input_ids"]) > limit:
+                self._truncated.add(prompt)
+
+    def truncated_prompts(self) -> dict[str, Any] | None:
+        """The prompts longer than the text encoder's context (the run records them: evalkit.runs.provenance)."""
+        if not self._truncated:
+            return None
+        tokenizer = self._pipeline.tokenizer
+        return {"encoder": type(tokenizer).__name__, "max_tokens": tokenizer.model_max_length,
+                "prompts": sorted(self._truncated)}
 
 
 def create(options: AdapterOptions) -> DiffusersAdapter:

@@ -1,9 +1,9 @@
 """What a run records about where it ran: the manifest's ``machine`` block, and prompts a text encoder truncated.
 
 None of this is part of the run's spec (evalkit.runs.spec): it describes a run, it does not define it, so the run
-id is the same on every machine. It is what is needed to reproduce the run's bytes. Measured: the built-in Imagen
-at 1 and 2 torch threads wrote most images differently by 1 grey level in a handful of pixels (float sums are
-added in another order), so the promise is
+id is the same on every machine. It is what is needed to reproduce the run's bytes. Measured: the shipped cascade
+at 1 and at 2 torch threads wrote 7 of 12 toy-world images differently, each by 1 grey level in 1 or 2 of its
+16,384 pixels (float sums are added in another order), so the promise is
 
 - the same spec, device, thread count and libraries give byte-identical images (tests/runs/test_reproducibility);
 - anywhere else the images may differ in the last bit, and metrics agree within their noise.

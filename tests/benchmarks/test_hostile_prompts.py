@@ -183,3 +183,34 @@ def test_any_text_reads_or_fails_in_one_line(tmp_path, suffix, text, header):
     path = tmp_path / f"p{suffix}"
     path.write_bytes((header + text).encode("utf-8", "surrogatepass"))
     _check_reads_or_fails_cleanly(path)
+
+
+WORDY = " ".join(["a small red cube to the left of a large blue ball"] * 6)  # 66 words: past every encoder's context
+
+
+def _manifest(outcome):
+    assert outcome.code == 0, outcome.describe()
+    return json.loads((Path(outcome.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+
+
+def test_the_built_in_imagen_truncates_long_prompts_visibly(tmp_path):
+    """MiniLM reads 32 tokens: longer prompts are cut, counted in the manifest and said once on stderr."""
+    path = write_case(tmp_path, "long.txt", f"a red cube\n{WORDY}\n{LONG}\n".encode())
+    outcome = evalkit_cli(["run", "--model", "imagen", "--prompts", path, "--opt", "stages=1", "--opt", "steps=1",
+                           "--images-per-prompt", "1", "--out", tmp_path / "runs", "--quiet", "--device", "cpu"])
+    record = _manifest(outcome)["prompts_truncated"]
+    assert record == {"encoder": "minilm", "max_tokens": 32, "count": 2, "prompt_indices": [1, 2]}
+    assert "2 of 3 prompts are longer than the text encoder's 32 tokens" in outcome.stderr
+
+
+def test_the_diffusers_adapter_counts_prompts_its_tokenizer_cuts(tmp_path):
+    pytest.importorskip("diffusers")
+    from tests.fixtures_tiny_pipeline import make_tiny_pipeline
+
+    pipeline = make_tiny_pipeline(tmp_path / "tiny-sd")  # its CLIP tokenizer reads 16 tokens
+    path = write_case(tmp_path, "long.txt", f"a red cube\n{WORDY}\n".encode())
+    outcome = evalkit_cli(["run", "--model", "diffusers", "--model-path", pipeline, "--opt", "steps=2", "--prompts",
+                           path, "--images-per-prompt", "1", "--threads", "1", "--out", tmp_path / "runs", "--quiet",
+                           "--device", "cpu"])
+    record = _manifest(outcome)["prompts_truncated"]
+    assert record == {"encoder": "CLIPTokenizer", "max_tokens": 16, "count": 1, "prompt_indices": [1]}
