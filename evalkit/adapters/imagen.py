@@ -63,7 +63,8 @@ class ImagenAdapter:
 
         check_known_options(options, OPTIONS, cls.name)
         # every value is parsed before the cascade loads, so a bad number costs nothing
-        requested = {key: read_option(options, key, None, convert) for key, convert in {**BASE_OPTIONS, **SR_OPTIONS}.items()}
+        requested = {key: read_option(options, key, None, convert)
+                     for key, convert in {**BASE_OPTIONS, **SR_OPTIONS}.items()}
         model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--warmup-steps", type=STEPS_OR_ZERO, default=100)
     p.add_argument("--ema-decay", type=float_range(0, 1, closed_high=False), default=0.999)
     p.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="gradient-norm clip (0: off)")
-    p.add_argument("--cond-drop", type=float_range(0, 1), default=0.1, help="fraction trained without text (for guidance)")
+    p.add_argument("--cond-drop", type=float_range(0, 1), default=0.1,
+                   help="fraction trained without text (for guidance)")
     p.add_argument("--aug-max", type=float_range(0, 1, closed_high=False), default=0.5,
                    help="SR stages: max noise-augmentation level in training")
     p.add_argument("--min-snr-gamma", type=non_negative_float, default=5.0, help="min-SNR loss weighting; 0 turns it off")

@@ -157,7 +157,8 @@ def parse_index(path: Path, text: str, columns: list[str], manifest: dict[str, A
             cells = dict(zip(header, fields))
             rows.append((_index_row(cells, where, manifest, expected_file, seen, reader.line_num), cells))
     except csv.Error as error:
-        raise EvalkitError(f"{path}, line {reader.line_num}: malformed CSV ({error}); delete the run and rerun it") from None
+        raise EvalkitError(f"{path}, line {reader.line_num}: malformed CSV ({error}); delete the run and "
+                           "rerun it") from None
     if "n_images" in manifest and len(rows) != manifest["n_images"]:
         raise EvalkitError(f"{path} lists {len(rows)} images, the manifest {manifest['n_images']}; the index is "
                            "damaged: delete the run and rerun it")
