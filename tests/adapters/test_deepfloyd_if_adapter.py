@@ -26,14 +26,8 @@ PROMPTS = "prompt,category\na red cube,colors\ntwo blue balls,counting\nthe gree
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: on a shared 2-core machine a second thread only busy-waits."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):  # tests/adapters/conftest.py
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,8 @@ FAST = {"steps": "2"}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The model is tiny: on a shared 2-core machine a second thread only busy-waits (measured 0.2 s vs 8 s/image)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):  # tests/adapters/conftest.py
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
