@@ -9,9 +9,14 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
+  precision=fp32|bf16            the U-Nets' arithmetic. fp32 (default): an image's bytes depend on its seed and
+                                 prompt only. bf16: autocast, oneDNN's bfloat16 kernels on a CPU, faster
+                                 (reports/perf/imagen.md) and scoring the same (reports/imagen/README.md), but
+                                 its kernels round by batch shape, so a pixel may differ by one level with the
+                                 batch an image was made in (a resumed run is then not byte-identical)
 Baseline ``guidance-0`` (the base stage without its text, so layout and colours ignore the prompt): --opt guidance=0.
 Each image uses its own seed-derived torch.Generator for all its noise, so an image depends on its seed and
-prompt only, not on the rest of its batch. A requested size other than the cascade's is reached by resizing.
+prompt only, not on the rest of its batch (in fp32; see precision). A requested size other than the cascade's is reached by resizing.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "imagen" / "checkp
 BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, "threshold": str}
 SR_OPTIONS = {"sr_steps": steps_count, "sr_guidance": finite_float, "sr_sampler": str, "sr_threshold": str,
               "sr_aug_level": finite_float, "sr_start_t": finite_float}
-OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert"}
+OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert", "precision"}
+DEFAULT_PRECISION = "fp32"
 
 
 def checkpoint_label(folder: Path) -> str:
@@ -58,7 +64,7 @@ class ImagenAdapter:
 
     @classmethod
     def from_options(cls, options: AdapterOptions) -> "ImagenAdapter":
-        from evalkit.imagen.cascade import ImagenCascade
+        from evalkit.imagen.cascade import PRECISIONS, ImagenCascade
         from evalkit.imagen.text_encoders import ENCODER_KINDS
 
         check_known_options(options, OPTIONS, cls.name)
@@ -69,7 +75,11 @@ class ImagenAdapter:
         stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)
         experts = read_option(options, "expert", True, parse_bool)
-        cascade = ImagenCascade.from_pretrained(model_path, device=device, num_stages=stages, experts=experts)
+        precision = read_option(options, "precision", DEFAULT_PRECISION, str)
+        if precision not in PRECISIONS:
+            raise EvalkitError(f"imagen adapter: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        cascade = ImagenCascade.from_pretrained(model_path, device=device, num_stages=stages, experts=experts,
+                                                precision=precision)
         kind = cascade.stages[0].text_encoder.get("kind", "minilm")
         if kind not in ENCODER_KINDS:  # loaded lazily: say now which file names an encoder evalkit does not have
             raise EvalkitError(f"{model_path / 'base.json'}: text encoder {kind!r} is not one of "
@@ -92,6 +102,7 @@ class ImagenAdapter:
             "image_size": self.cascade.image_size,
             "text_encoder": self.cascade.stages[0].text_encoder,
             "sampling": {name: cfg.to_dict() for name, cfg in self.sampling.items()},
+            "precision": self.cascade.precision,
         }
         experts = [stage.expert.name for stage in self.cascade.stages if stage.expert is not None]
         if experts:  # only then, so runs of expert-less checkpoints keep their ids

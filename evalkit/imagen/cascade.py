@@ -32,6 +32,18 @@ from evalkit.imagen.text_encoders import FrozenTextEncoder, load_text_encoder
 FORMAT, VERSION = "evalkit-imagen-stage", 1
 STAGE_NAMES = ("base", "sr1", "sr2")
 EXPERT_SUFFIX = "_expert"
+# Arithmetic of the U-Nets at sampling. bf16 runs them under torch.autocast (weights stay float32, convolutions and
+# matmuls in bfloat16: oneDNN's AMX/AVX-512-BF16 kernels on a Xeon, tensor cores on a GPU); the sampler's own
+# update arithmetic stays float32. Measured in reports/perf/imagen.md (speed) and reports/imagen/README.md (accuracy).
+PRECISIONS = ("fp32", "bf16")
+
+
+def precision_context(device: str, precision: str):
+    """What the U-Nets' forward passes run under for `precision` on `device`."""
+    if precision not in PRECISIONS:
+        raise EvalkitError(f"unknown precision {precision!r} (choose {', '.join(PRECISIONS)})")
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16" and kind in ("cpu", "cuda"))
 
 
 @dataclass
@@ -188,7 +200,8 @@ def stage_seed(seed: int, stage_index: int) -> int:
 
 
 class ImagenCascade:
-    def __init__(self, stages: list[Stage], text_encoder: FrozenTextEncoder | None = None, device: str = "cpu"):
+    def __init__(self, stages: list[Stage], text_encoder: FrozenTextEncoder | None = None, device: str = "cpu",
+                 precision: str = "fp32"):
         if not stages or stages[0].is_super_resolution:
             raise EvalkitError("an Imagen cascade starts with a base stage")
         for prev, stage in zip(stages, stages[1:]):
@@ -196,8 +209,11 @@ class ImagenCascade:
                 raise EvalkitError(f"stage {stage.name} does not upsample the {prev.image_size}px output of {prev.name}")
             if not reads_prefix_of(stage.text_encoder, stages[0].text_encoder):
                 raise EvalkitError(f"stage {stage.name} was trained with another text encoder than {stages[0].name}")
+        if precision not in PRECISIONS:
+            raise EvalkitError(f"unknown precision {precision!r} (choose {', '.join(PRECISIONS)})")
         self.stages = stages
         self.device = device
+        self.precision = precision
         self._text_encoder = text_encoder
         self.text_encoder_path: str | None = None
 
@@ -213,7 +229,8 @@ class ImagenCascade:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu", num_stages: int | None = None,
-                        text_encoder: FrozenTextEncoder | None = None, experts: bool = True) -> "ImagenCascade":
+                        text_encoder: FrozenTextEncoder | None = None, experts: bool = True,
+                        precision: str = "fp32") -> "ImagenCascade":
         folder = Path(folder)
         if not folder.is_dir():
             raise EvalkitError(f"Imagen checkpoint folder {folder} does not exist")
@@ -227,7 +244,7 @@ class ImagenCascade:
             if not 1 <= num_stages <= len(names):
                 raise EvalkitError(f"{folder} has {len(names)} stage(s); cannot use {num_stages}")
             names = names[:num_stages]
-        return cls([Stage.load(folder, name, device, experts) for name in names], text_encoder, device)
+        return cls([Stage.load(folder, name, device, experts) for name in names], text_encoder, device, precision)
 
     def save_pretrained(self, folder: str | Path) -> None:
         for stage in self.stages:
@@ -263,8 +280,10 @@ class ImagenCascade:
         stage = self.stages[index]
         generators = [torch.Generator().manual_seed(stage_seed(seed, index)) for seed in seeds]
         features = int(stage.model_config["text_dim"]) + int(stage.model_config.get("extra_text_dim", 0))
-        return sample(stage.denoiser, stage.schedule, text.tokens[..., :features], text.mask, generators, stage.image_size, config,
-                      lowres=lowres, progress=progress)
+        with precision_context(self.device, self.precision):
+            image = sample(stage.denoiser, stage.schedule, text.tokens[..., :features], text.mask, generators,
+                           stage.image_size, config, lowres=lowres, progress=progress)
+        return image.float()
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -44,6 +44,10 @@ class NoiseBandEnsemble(nn.Module):
     def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
         t = t.expand(x.shape[0]) if t.shape[0] != x.shape[0] else t
         high = t >= self.t_min
+        if bool(high.all()) or not bool(high.any()):  # the usual case (one t per sampler step): no row copies
+            model = self.expert if bool(high.all()) else self.main
+            alpha, sigma = self.schedule.alpha_sigma(t)
+            return as_v(model_prediction(model), model(x, t, tokens, mask, lowres, aug_level).float(), x, alpha, sigma)
         pick = lambda a, rows: None if a is None else a[rows]  # noqa: E731
         out = torch.empty_like(x)
         for model, rows in ((self.expert, high), (self.main, ~high)):
@@ -52,5 +56,5 @@ class NoiseBandEnsemble(nn.Module):
             x_r, t_r = x[rows], t[rows]
             output = model(x_r, t_r, tokens[rows], mask[rows], pick(lowres, rows), pick(aug_level, rows))
             alpha, sigma = self.schedule.alpha_sigma(t_r)
-            out[rows] = as_v(model_prediction(model), output, x_r, alpha, sigma).to(out.dtype)
+            out[rows] = as_v(model_prediction(model), output.float(), x_r, alpha, sigma)
         return out

@@ -64,11 +64,11 @@ def guided_prediction(model, x, t, tokens, mask, guidance: float, lowres=None, a
     batch = x.shape[0]
     t_b = t.expand(batch) if t.ndim == 0 or t.shape[0] == 1 else t
     if guidance == 1.0:  # exactly the conditional prediction; skip the unconditional half
-        return model(x, t_b, tokens, mask, lowres, aug_level)
+        return model(x, t_b, tokens, mask, lowres, aug_level).float()
     null_tokens, null_mask = null_condition(tokens, mask)
     double = lambda a: None if a is None else torch.cat([a, a])  # noqa: E731
     out = model(double(x), double(t_b), torch.cat([tokens, null_tokens]), torch.cat([mask, null_mask]),
-                double(lowres), double(aug_level))
+                double(lowres), double(aug_level)).float()  # float32 whatever autocast ran the U-Net in
     cond, uncond = out[:batch], out[batch:]
     return guidance * cond + (1.0 - guidance) * uncond
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch
@@ -16,6 +17,8 @@ def test_missing_checkpoint_and_bad_options_are_clear(tmp_path):
         create(AdapterOptions(extra={"sampler": "euler"}))
     with pytest.raises(EvalkitError, match="not a valid int"):
         create(AdapterOptions(extra={"steps": "many"}))
+    with pytest.raises(EvalkitError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        create(AdapterOptions(extra={"precision": "fp16"}))
 
 
 def test_adapter_on_a_saved_cascade(tmp_path):
@@ -30,6 +33,7 @@ def test_adapter_on_a_saved_cascade(tmp_path):
     assert adapter.default_size == (16, 16)
     config = adapter.config()
     assert config["sampling"]["base"]["steps"] == 2 and config["sampling"]["sr1"]["guidance"] == 1.0
+    assert config["precision"] == "fp32"  # the default, recorded so fp32 and bf16 runs have different ids
     images = adapter.generate(GenerationBatch(["a red circle", "two cats"], [1, 2], 16, 16))
     assert [im.size for im in images] == [(16, 16), (16, 16)]
     resized = adapter.generate(GenerationBatch(["a red circle"], [1], 24, 20))
@@ -50,3 +54,20 @@ def test_shipped_checkpoint_loads_by_default():
     assert "experts" not in without.config() and without.checkpoint_hash() != full.checkpoint_hash()
     with pytest.raises(EvalkitError, match="expert='maybe' is not a valid boolean"):
         create(AdapterOptions(extra={"expert": "maybe"}))
+
+
+def test_precision_bf16_is_recorded_and_samples_close_to_fp32(tmp_path):
+    cascade = tiny_cascade()
+    cascade.save_pretrained(tmp_path)
+    for name in ("base", "sr1"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(path.read_text().replace('"kind": "hash"', '"kind": "minilm"'))
+    images = {}
+    for precision in ("fp32", "bf16"):
+        adapter = create(AdapterOptions(model_path=str(tmp_path), extra={"steps": "3", "precision": precision}))
+        adapter.cascade._text_encoder = cascade.text_encoder
+        assert adapter.config()["precision"] == precision
+        images[precision] = [np.asarray(im, dtype=float) for im in
+                             adapter.generate(GenerationBatch(["a red circle", "two cats"], [1, 2], 16, 16))]
+    for full, half in zip(images["fp32"], images["bf16"]):
+        assert np.abs(full - half).mean() < 4.0  # bfloat16 keeps 8 bits of mantissa: pixels move, images do not

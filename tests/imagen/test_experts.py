@@ -15,7 +15,7 @@ from evalkit.imagen.experts import NoiseBandEnsemble, as_v
 from evalkit.imagen.sampling import SamplerConfig, sample
 from evalkit.imagen.train import TrainConfig, Trainer
 
-from .helpers import HashTextEncoder, randomize, tiny_base_config, tiny_cascade
+from .helpers import TEXT_DIM, HashTextEncoder, randomize, tiny_base_config, tiny_cascade
 
 SCHEDULE = Schedule("cosine")
 
@@ -48,6 +48,21 @@ def test_the_ensemble_calls_the_expert_in_its_band_and_the_main_model_below_it()
     assert torch.allclose(out[1], (0.5 - sigma * x[1]) / alpha)
     with pytest.raises(ValueError):
         NoiseBandEnsemble(Constant(0, "eps"), Constant(0, "v"), 1.0, SCHEDULE)
+
+
+def test_a_batch_all_in_one_band_gives_what_its_rows_give_in_a_mixed_batch():
+    """One t per sampler step is the usual call: it skips the row split and must agree with it."""
+    main, expert = build_model(tiny_base_config()).eval(), build_model(tiny_base_config()).eval()
+    randomize(main, 1), randomize(expert, 2)
+    ensemble = NoiseBandEnsemble(main, expert, 0.7, SCHEDULE)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, 8, 8, generator=gen)
+    tokens, mask = torch.randn(4, 5, TEXT_DIM, generator=gen), torch.ones(4, 5, dtype=torch.bool)
+    with torch.no_grad():
+        mixed = ensemble(x, torch.tensor([0.9, 0.9, 0.3, 0.3]), tokens, mask)
+        high = ensemble(x[:2], torch.tensor([0.9]), tokens[:2], mask[:2])
+        low = ensemble(x[2:], torch.tensor([0.3, 0.3]), tokens[2:], mask[2:])
+    assert torch.allclose(mixed[:2], high, atol=1e-5) and torch.allclose(mixed[2:], low, atol=1e-5)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm++2m"])
