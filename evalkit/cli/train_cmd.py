@@ -65,7 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--stop-at", type=STEPS, default=None,
                    help="stop and save at this step while the LR schedule still spans --steps (to split a run)")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                   help="fine-tune: start from this checkpoint folder's weights for --stage (new layers start at zero)")
+                   help="fine-tune: start from this checkpoint folder's weights for --stage, or with --expert-band "
+                        "from its expert if it has one (new layers start at zero)")
     p.add_argument("--toy-mix", type=key_value, action="append", default=[], metavar="CATEGORY=WEIGHT",
                    help="toy world: category weights, repeatable (e.g. --toy-mix Positional=0.5); unnamed ones get 0")
     p.add_argument("--eval-every", type=STEPS_OR_ZERO, default=0,

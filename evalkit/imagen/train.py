@@ -116,6 +116,12 @@ def load_initial_weights(model: torch.nn.Module, folder: Path, stage: str) -> di
     return {"folder": str(folder), "steps": source.training.get("steps"), "new_layers": sorted({k.rsplit(".", 1)[0] for k in new})}
 
 
+def init_source(folder: str, name: str, stage: str) -> str:
+    """Which of `folder`'s stages a fine-tune of `name` starts from: an expert continues the folder's expert when it
+    has one (`base_expert`), else starts from the stage itself (`base`)."""
+    return name if (Path(folder) / f"{name}.json").is_file() else stage
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, text_encoder=None):
         """`text_encoder` overrides the one `config.text_encoder` names (tests pass a tiny one)."""
@@ -134,6 +140,7 @@ class Trainer:
             if config.high_noise_share:
                 raise EvalkitError("--expert-band trains on its band only; drop --high-noise-share")
         self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
+        self.init_stage = init_source(config.init_from, self.name, config.stage) if config.init_from else None
         # an expert defaults to v: from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
         self.expert_defaults = {"prediction": "v"} if config.expert_band is not None else {}
         self.device = resolve_device(config.device)
@@ -157,7 +164,7 @@ class Trainer:
         self.log_path = self.train_dir / "loss.csv"
         self.init_from = None
         if config.init_from and not (config.resume and self.state_path.is_file()):
-            self.init_from = load_initial_weights(self.model, Path(config.init_from), config.stage)
+            self.init_from = load_initial_weights(self.model, Path(config.init_from), self.init_stage)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.schedule = Schedule(config.schedule)
         self.optimizer = make_optimizer(self.model.parameters(), config)
@@ -170,13 +177,13 @@ class Trainer:
     def _fine_tune_config(self, main_dim: int) -> dict:
         """The --init-from checkpoint's U-Net config plus --model-opt; early encoder layers it lacks become a new
         (zero-initialised) text branch."""
-        meta = read_stage_metadata(Path(self.config.init_from), self.config.stage)
+        meta = read_stage_metadata(Path(self.config.init_from), self.init_stage)
         theirs = meta.get("text_encoder", {})
         if theirs.get("kind", "minilm") != self.text_spec.get("kind") or int(meta["model"]["text_dim"]) != main_dim:
-            raise EvalkitError(f"--init-from {self.config.init_from}: its {self.config.stage} stage was trained with "
+            raise EvalkitError(f"--init-from {self.config.init_from}: its {self.init_stage} stage was trained with "
                                f"another text encoder ({theirs.get('kind')}, {meta['model']['text_dim']} features)")
-        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **self.expert_defaults,
-                **self.config.model}
+        defaults = {} if self.init_stage == self.name else self.expert_defaults  # an expert keeps what it predicts
+        return {**meta["model"], "extra_text_dim": self.text_encoder.dim - main_dim, **defaults, **self.config.model}
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _load_state(self) -> None:

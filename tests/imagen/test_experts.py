@@ -152,6 +152,31 @@ def test_expert_training_draws_t_from_its_band_and_saves_beside_the_base(tmp_pat
         Trainer(TrainConfig(stage="sr1", out=str(tmp_path / "x"), expert_band=0.7, device="cpu"), text_encoder=HashTextEncoder())
 
 
+def test_an_expert_fine_tune_starts_from_the_checkpoints_expert_and_else_from_its_base(tmp_path):
+    tiny = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (1,), "cond_dim": 16, "heads": 2,
+            "image_size": 8}
+    encoder = HashTextEncoder(max_tokens=16)
+
+    def train(out, **changes):
+        settings = {"model": tiny, **changes}
+        config = TrainConfig(stage="base", out=str(out), steps=1, batch_size=4, lr=1e-3, warmup_steps=1, save_every=1,
+                             device="cpu", **settings)
+        return Trainer(config, text_encoder=encoder)
+
+    base = train(tmp_path / "ckpt")
+    base.run()
+    first = train(tmp_path / "ckpt", expert_band=0.7, model={**tiny, "prediction": "eps"})
+    first.run()
+    saved = Stage.load(tmp_path / "ckpt", "base_expert", experts=False).model.state_dict()
+    again = train(tmp_path / "again", expert_band=0.7, init_from=str(tmp_path / "ckpt"))
+    assert again.init_from["steps"] == 1 and again.init_stage == "base_expert"
+    assert again.model_config["prediction"] == "eps"  # continued as it was trained, not the new-expert default v
+    assert all(torch.equal(value, saved[key]) for key, value in again.model.state_dict().items())
+    (tmp_path / "ckpt" / "base_expert.json").unlink()
+    from_base = train(tmp_path / "other", expert_band=0.7, init_from=str(tmp_path / "ckpt"), model={"prediction": "eps"})
+    assert from_base.init_stage == "base"
+
+
 def test_x0_outputs_convert_to_v_and_weigh_x0_errors_as_eps_outputs_do():
     from evalkit.imagen.diffusion import loss_weights
 
