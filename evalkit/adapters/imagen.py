@@ -6,6 +6,8 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   stages=1|2|3                   how many cascade stages to run (final size 32, 64 or 128)
   steps, guidance, sampler, threshold           base stage (sampler: ddpm, ddim, dpm++2m;
                                                 threshold: none, static, dynamic)
+  guidance_min_t                 base stage: guide only the steps from t >= this (below: the conditional
+                                 prediction alone, one U-Net pass; 0 guides all steps)
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
@@ -32,7 +34,8 @@ from evalkit.devices import resolve_device
 from evalkit.errors import EvalkitError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "imagen" / "checkpoints" / "toyworld-32-64-128"
-BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, "threshold": str}
+BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, "threshold": str,
+                "guidance_min_t": finite_float}
 SR_OPTIONS = {"sr_steps": steps_count, "sr_guidance": finite_float, "sr_sampler": str, "sr_threshold": str,
               "sr_aug_level": finite_float, "sr_start_t": finite_float}
 OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert", "precision"}

@@ -117,3 +117,28 @@ def test_an_ideal_v_model_samples_its_one_image_as_the_ideal_eps_model_does(samp
               for name, model in (("v", IdealV()), ("eps", ideal_eps))}
     assert torch.allclose(images["v"], images["eps"], atol=1e-5)
     assert torch.allclose(images["v"], target.expand(2, -1, -1, -1), atol=2e-3)
+
+
+def test_guidance_in_a_limited_interval_guides_only_the_steps_from_its_start():
+    """Guided steps call the model on cond + uncond (twice the batch); steps below guidance_min_t on cond alone,
+    which is exactly the guidance = 1 update."""
+    from types import SimpleNamespace
+
+    schedule = Schedule("cosine")
+    batches = []
+
+    def model(x, t, tokens, mask, lowres=None, aug_level=None):  # an x0 predictor the text moves
+        batches.append((x.shape[0], round(float(t[0]), 4)))
+        return 0.5 * torch.tanh(x) + 0.1 * tokens.sum(dim=(1, 2)).reshape(-1, 1, 1, 1)
+
+    model.config = SimpleNamespace(prediction="x0")
+    tokens, mask = torch.ones(2, 1, 4), torch.ones(2, 1, dtype=torch.bool)
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(2)]  # noqa: E731
+    limited = sample(model, schedule, tokens, mask, gens(), 8,
+                     SamplerConfig(steps=10, guidance=3.0, threshold="static", guidance_min_t=0.5))
+    assert [b for b, t in batches if t >= 0.5] == [4] * 6 and [b for b, t in batches if t < 0.5] == [2] * 4
+    batches.clear()
+    everywhere = sample(model, schedule, tokens, mask, gens(), 8, SamplerConfig(steps=10, guidance=3.0, threshold="static"))
+    assert [b for b, _ in batches] == [4] * 10 and not torch.allclose(limited, everywhere)
+    with pytest.raises(ValueError, match="guidance_min_t"):
+        SamplerConfig(guidance_min_t=1.5).validate()
