@@ -89,8 +89,9 @@ def stage_summary(adapter) -> str:
     """'3 stages 32->64->128: base dpm++2m 20 steps w=4, sr1 ...' from the loaded cascade's own defaults."""
     stages = adapter.cascade.stages
     sizes = "->".join(str(s.image_size) for s in stages)
-    parts = [f"{s.name} {s.sampling.sampler} {s.sampling.steps} steps w={s.sampling.guidance:g} {s.sampling.threshold}"
-             for s in stages]
+    parts = [f"{s.name} {s.sampling.sampler} {s.sampling.steps} steps w={s.sampling.guidance:g}"
+             + (f" from t >= {s.sampling.guidance_min_t:g}" if s.sampling.guidance_min_t else "")
+             + f" {s.sampling.threshold}" for s in stages]
     return f"{len(stages)} stages {sizes}: " + ", ".join(parts)
 
 
@@ -167,7 +168,7 @@ def main() -> None:
         results[label] = (statistics.median(ta), statistics.median(tb), max(ta) / min(ta), max(tb) / min(tb))
         print(f"{label}: evalkit {results[label][0]:.3f}s  imagen-pytorch {results[label][1]:.3f}s", flush=True)
 
-    sampling_flops = flops_of(under("fp32", sample_ours))
+    sampling_flops = flops_of(sample_ours)  # with autograd on: the flop counter's module hooks need grad_fn
     limits = {"fp32": matmul_rate(torch.float32, args.repeats), "bf16": matmul_rate(torch.bfloat16, args.repeats)}
     achieved = {"fp32": sampling_flops / results["sampling step (guided, w=4), float32"][0] / 1e9,
                 "bf16": sampling_flops / results["sampling step (guided, w=4), bfloat16 autocast"][0] / 1e9}
@@ -213,9 +214,8 @@ def main() -> None:
         f"{limits['bf16']:.0f} GFLOP/s. evalkit's sampling step is {sampling_flops / 1e9:.1f} GFLOP "
         f"(torch.utils.flop_counter: convolutions, matmuls and attention) and runs at {achieved['fp32']:.0f} GFLOP/s "
         f"({achieved['fp32'] / limits['fp32']:.0%} of the float32 limit) in float32, {achieved['bf16']:.0f} GFLOP/s "
-        f"({achieved['bf16'] / limits['bf16']:.0%} of the bfloat16 limit) under bfloat16 autocast: at 32 px with "
-        "48-192 channels the convolutions are too small for the matrix units, and group norm, SiLU and copies are "
-        "memory-bound.",
+        f"({achieved['bf16'] / limits['bf16']:.0%} of the bfloat16 limit) under bfloat16 autocast (only convolutions "
+        "and matmuls run in bfloat16; group norm, SiLU and attention's softmax stay float32 under autocast).",
         "",
         f"`evalkit run --model imagen` defaults ({stage_summary(adapter)}), a batch of {args.drawbench_batch}, "
         f"medians of {max(1, args.repeats // 2)} alternating repeats: "
