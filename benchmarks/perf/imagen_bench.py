@@ -214,8 +214,8 @@ def main() -> None:
         f"{limits['bf16']:.0f} GFLOP/s. evalkit's sampling step is {sampling_flops / 1e9:.1f} GFLOP "
         f"(torch.utils.flop_counter: convolutions, matmuls and attention) and runs at {achieved['fp32']:.0f} GFLOP/s "
         f"({achieved['fp32'] / limits['fp32']:.0%} of the float32 limit) in float32, {achieved['bf16']:.0f} GFLOP/s "
-        f"({achieved['bf16'] / limits['bf16']:.0%} of the bfloat16 limit) under bfloat16 autocast (only convolutions "
-        "and matmuls run in bfloat16; group norm, SiLU and attention's softmax stay float32 under autocast).",
+        f"({achieved['bf16'] / limits['bf16']:.0%} of the bfloat16 limit) under bfloat16 autocast (autocast runs "
+        "convolutions and matmuls in bfloat16 and group norm in float32).",
         "",
         f"`evalkit run --model imagen` defaults ({stage_summary(adapter)}), a batch of {args.drawbench_batch}, "
         f"medians of {max(1, args.repeats // 2)} alternating repeats: "
