@@ -48,12 +48,13 @@ def int_range(minimum: int, maximum: int | None = None, what: str | None = None)
     return parse
 
 
+# Counts without a tighter bound of their own still fit an int64 (torch, numpy and SQLite take them).
 def positive_int(text: str) -> int:
-    return _int_in(text, 1, None, "positive")
+    return _int_in(text, 1, MAX_SEED, "positive")
 
 
 def non_negative_int(text: str) -> int:
-    return _int_in(text, 0, None, "non-negative")
+    return _int_in(text, 0, MAX_SEED, "non-negative")
 
 
 seed = int_range(0, MAX_SEED, "non-negative")
