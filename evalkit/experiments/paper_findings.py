@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalkit.cli.args import MAX_IMAGES_PER_PROMPT, int_range, positive_int
 from evalkit.errors import EvalkitError
 from evalkit.experiments.common import agg_pyplot, run_as_script, save_figure, write_report
 
@@ -77,7 +77,7 @@ SWEEPS = {
 def evalkit(*args: str) -> str:
     """One evalkit CLI call, as a user makes it; its stdout. A failed call stops the sweep with its one-line error."""
     command = [sys.executable, "-m", "evalkit", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
         raise EvalkitError(f"`evalkit {' '.join(map(str, args[:3]))} ...` exited {done.returncode}: "
@@ -120,9 +120,10 @@ def make_row(args, stages: int, row: Row, truth: Path) -> Path:
     return run
 
 
-def stat(run: Path, name: str) -> dict:
+def overall_stats(run: Path, names: list[str]) -> dict[str, dict]:
+    """Each named stat's overall estimate from the run's metrics.json (read once)."""
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
-    return metrics[name]["overall"]
+    return {name: metrics[name]["overall"] for name in names}
 
 
 def generation_seconds(run: Path) -> float:
@@ -165,7 +166,8 @@ def sweep_table(sweep: Sweep, runs: dict[str, Path], defaults: dict) -> tuple[li
     for row in sweep.rows:
         run = runs[row.label]
         changes = compare(reference, run) if run != reference else {}
-        values = {q: stat(run, f"toyworld.{q}") for q in QUESTIONS} | {d: stat(run, d) for d in DISTANCES}
+        found = overall_stats(run, [f"toyworld.{q}" for q in QUESTIONS] + list(DISTANCES))
+        values = {name.removeprefix("toyworld."): value for name, value in found.items()}
         passes = row.network_evaluations(defaults) if sweep.stages == 1 else None  # base-only sweeps
         lines.append("| " + " | ".join([
             f"**{row.label}**" if row.label == sweep.reference else row.label,
@@ -198,11 +200,12 @@ def pareto_figure(records: list[dict], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="toyworld")
-    parser.add_argument("--prompts", type=int, default=200)
-    parser.add_argument("--images-per-prompt", type=int, default=2)
+    parser.add_argument("--prompts", type=positive_int, default=200)
+    parser.add_argument("--images-per-prompt", type=int_range(2, MAX_IMAGES_PER_PROMPT), default=2,
+                        help="at least 2: pairs for the bootstrap")
     parser.add_argument("--only", default=",".join(SWEEPS), help=f"comma-separated sweeps of {', '.join(SWEEPS)}")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="toy-world bootstrap replicates over prompts")
-    parser.add_argument("--distance-bootstrap", type=int, default=200, help="KID / FD bootstrap replicates")
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="toy-world bootstrap replicates over prompts")
+    parser.add_argument("--distance-bootstrap", type=positive_int, default=200, help="KID / FD bootstrap replicates")
     parser.add_argument("--model-path", type=Path, default=None, help="Imagen checkpoint (default: the shipped one)")
     parser.add_argument("--runs", type=Path, default=Path("runs") / "findings")
     parser.add_argument("--out", type=Path, default=Path("reports") / "imagen" / "findings")
@@ -211,8 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in chosen if name not in SWEEPS]
     if unknown:
         raise EvalkitError(f"--only: unknown sweep {unknown[0]!r} (choose from {', '.join(SWEEPS)})")
-    if args.prompts < 1 or args.images_per_prompt < 2:
-        raise EvalkitError("--prompts must be >= 1 and --images-per-prompt >= 2 (pairs for the bootstrap)")
     from evalkit.adapters.imagen import DEFAULT_CHECKPOINT
     from evalkit.imagen.cascade import read_stage_metadata
 

@@ -45,16 +45,17 @@ class NoiseBandEnsemble(nn.Module):
         t = t.expand(x.shape[0]) if t.shape[0] != x.shape[0] else t
         high = t >= self.t_min
         if bool(high.all()) or not bool(high.any()):  # the usual case (one t per sampler step): no row copies
-            model = self.expert if bool(high.all()) else self.main
-            alpha, sigma = self.schedule.alpha_sigma(t)
-            return as_v(model_prediction(model), model(x, t, tokens, mask, lowres, aug_level).float(), x, alpha, sigma)
+            return self._v(self.expert if bool(high[0]) else self.main, x, t, tokens, mask, lowres, aug_level)
         pick = lambda a, rows: None if a is None else a[rows]  # noqa: E731
         out = torch.empty_like(x)
         for model, rows in ((self.expert, high), (self.main, ~high)):
-            if not bool(rows.any()):
-                continue
-            x_r, t_r = x[rows], t[rows]
-            output = model(x_r, t_r, tokens[rows], mask[rows], pick(lowres, rows), pick(aug_level, rows))
-            alpha, sigma = self.schedule.alpha_sigma(t_r)
-            out[rows] = as_v(model_prediction(model), output.float(), x_r, alpha, sigma)
+            if bool(rows.any()):
+                out[rows] = self._v(model, x[rows], t[rows], tokens[rows], mask[rows], pick(lowres, rows),
+                                    pick(aug_level, rows))
         return out
+
+    def _v(self, model, x, t, tokens, mask, lowres, aug_level) -> torch.Tensor:
+        """`model`'s output for these rows as v, in float32 whatever autocast ran the U-Net in."""
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        output = model(x, t, tokens, mask, lowres, aug_level).float()
+        return as_v(model_prediction(model), output, x, alpha, sigma)

@@ -27,7 +27,8 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
         assert 0.0 <= record["stats"]["all"]["value"] <= 1.0 and record["stats"]["fd"]["value"] >= 0.0
         # every row but the reference carries its paired comparison with the reference
         assert bool(record["paired_vs_reference"]) == (record["setting"] not in ("static", "aug 0"))
-    manifest = json.loads(next((tmp_path / "runs").glob("*imagen*/manifest.json")).read_text())
+    threshold_run = next(r["run"] for r in records if r["setting"] == "dynamic")
+    manifest = json.loads((tmp_path / "runs" / threshold_run / "manifest.json").read_text())
     assert manifest["adapter"]["config"]["sampling"]["base"]["guidance"] == 8.0
     assert (out / "report" / "threshold" / "report.html").is_file()
 
