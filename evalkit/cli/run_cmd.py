@@ -68,7 +68,7 @@ def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args
     share of their batches into the one run directory (one file per image, written atomically: no collisions); after all
     ranks are done rank 0 records the hashes, the world size and the status. Seeds depend on (prompt, sample)
     only, so the images are those a single process makes on the same device and thread count."""
-    from evalkit.runs.pipeline import finish_run, generate_missing, prepare_run
+    from evalkit.runs.pipeline import finish_run, generate_missing, image_key, plan_batches, prepare_run
     import numpy as np
 
     from evalkit.runs.store import open_run
@@ -83,11 +83,11 @@ def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args
     run = run if world.is_main else open_run(out / spec.run_id())
     keys = dist.broadcast([(r.prompt_index, r.sample) for r in missing], world)
     by_key = {(r.prompt_index, r.sample): r for r in run.records()}
-    # Whole batches are shared out, not single images: a batch then holds exactly the images a single process puts
+    # The plan's batches are shared out, not single images: each holds exactly the images a single process puts
     # together, and batch-mates can change a model's floating-point results (batched kernels).
     todo = [by_key[k] for k in keys]
-    batches = [todo[i : i + args.batch_size] for i in range(0, len(todo), args.batch_size)]
-    mine = [record for batch in dist.shard(batches, world) for record in batch]
+    batches = plan_batches(run, todo, args.batch_size)
+    mine = [[record for record in batch if image_key(record) in wanted] for batch, wanted in dist.shard(batches, world)]
     if world.is_main and keys and len(keys) < run.manifest["n_images"]:
         print(f"resuming {run.run_id}: {run.manifest['n_images'] - len(keys)} of {run.manifest['n_images']} "
               f"images already done", file=sys.stderr)
@@ -96,7 +96,7 @@ def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args
 
     with tqdm(total=len(mine), unit="img", desc=f"{run.run_id} rank 0 of {world.size}", dynamic_ncols=True,
               disable=not world.is_main or args.quiet) as bar:
-        for batch in [mine[i : i + args.batch_size] for i in range(0, len(mine), args.batch_size)]:
+        for batch in mine:
             try:
                 written += generate_missing(run, adapter, batch, args.batch_size, progress=False,
                                             record_hashes=False, timings=timings)

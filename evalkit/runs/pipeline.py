@@ -151,9 +151,32 @@ def _checked_images(adapter: Adapter, images: list, batch: GenerationBatch) -> l
     return checked
 
 
+def image_key(record: ImageRecord) -> tuple[int, int]:
+    """(prompt index, sample): unique within a run (its index is checked for duplicates)."""
+    return record.prompt_index, record.sample
+
+
+def plan_batches(run: Run, missing: list[ImageRecord], batch_size: int) -> list[tuple[list[ImageRecord], set]]:
+    """The batches that make `missing`, each with the keys of its images to write.
+
+    Batches are the run's plan cut every `batch_size` images from its first, not the missing images packed together:
+    a model whose results depend on its batch (bfloat16 kernels round by batch shape, GPU kernels choose by batch
+    size) then makes the same bytes for an image whether the run went in one go or was resumed, with any number of
+    ranks. A batch's images already on disk are made again with it and not written; a fresh run remakes nothing.
+    """
+    plan = run.records()
+    position = {image_key(record): index for index, record in enumerate(plan)}
+    wanted: dict[int, set] = {}
+    for record in missing:
+        index = position[image_key(record)]
+        wanted.setdefault(index // batch_size, set()).add(image_key(record))
+    return [(plan[k * batch_size : (k + 1) * batch_size], wanted[k]) for k in sorted(wanted)]
+
+
 def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True,
                      record_hashes: bool = True, timings: list[dict] | None = None) -> int:
-    """Generate and atomically save each missing image; returns how many were written.
+    """Generate and atomically save each missing image, in the plan's batches (plan_batches); returns how many were
+    written.
 
     Each batch's wall time in ``adapter.generate`` (with its image count, device, keys and the adapter's optional
     per-image details) is appended to the run's generation.jsonl once its images are saved, so a resumed run adds
@@ -172,8 +195,7 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
     hashes = HashRecorder(run)
     with tqdm(total=total, initial=total - len(missing), unit="img", desc=run.run_id, disable=not progress,
               dynamic_ncols=True) as bar:
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
+        for chunk, wanted in plan_batches(run, missing, batch_size):
             batch = GenerationBatch(
                 prompts=[r.prompt for r in chunk],
                 seeds=[r.seed for r in chunk],
@@ -186,9 +208,10 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
             seconds = time.perf_counter() - started
             details = adapter_image_details(adapter, len(chunk))
             for record, image in zip(chunk, _checked_images(adapter, images, batch)):
-                hashes.add(record.file, run.save_image(record, image))
-                written += 1
-                bar.update(1)
+                if image_key(record) in wanted:
+                    hashes.add(record.file, run.save_image(record, image))
+                    written += 1
+                    bar.update(1)
             entry = dict(images=len(chunk), seconds=seconds, device=device, keys=list(batch.keys), at=_now(),
                          image_details=details)
             if timings is None:

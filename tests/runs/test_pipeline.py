@@ -88,6 +88,42 @@ def test_missing_images_and_stale_temp_files_are_repaired_on_rerun(adapter, benc
     assert not list((run.path / "images").glob(".tmp-*"))
 
 
+class BatchShapedAdapter:
+    """An image that depends on its batch-mates, as bfloat16 or GPU kernels that choose by batch shape make it."""
+
+    name = "batch-shaped"
+    default_size = (16, 16)
+
+    def __init__(self):
+        self.batches = []
+
+    def config(self):
+        return {"kind": "batch-shaped"}
+
+    def checkpoint_hash(self):
+        return None
+
+    def generate(self, batch):
+        self.batches.append(batch.keys)
+        return [Image.new("RGB", (batch.width, batch.height), (seed % 200, len(batch.seeds), sum(batch.seeds) % 251))
+                for seed in batch.seeds]
+
+
+@pytest.mark.parametrize("lost", [[4], [1, 2, 7], [0, 11], list(range(12))])
+def test_a_resumed_run_makes_each_image_in_the_batch_an_uninterrupted_run_made_it_in(bench, tmp_path, lost):
+    shaped = BatchShapedAdapter()
+    reference = _digests(_run(shaped, bench, tmp_path / "once", batch_size=5)[0])
+    run, _ = _run(shaped, bench, tmp_path / "resumed", batch_size=5)
+    records = run.records()
+    for index in lost:
+        run.image_path(records[index]).unlink()
+    shaped.batches.clear()
+    _, written = _run(shaped, bench, tmp_path / "resumed", batch_size=5)
+    assert written == len(lost) and _digests(open_run(run.path)) == reference
+    plan = [(r.prompt_index, r.sample) for r in records]
+    assert shaped.batches == [tuple(plan[k : k + 5]) for k in range(0, 12, 5) if set(range(k, k + 5)) & set(lost)]
+
+
 def test_image_seeds_are_stable_per_prompt_and_sample():
     assert image_seed(0, 3, 1) == image_seed(0, 3, 1)
     seeds = {image_seed(0, p, s) for p in range(200) for s in range(8)}
