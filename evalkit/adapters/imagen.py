@@ -11,14 +11,16 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
-  precision=fp32|bf16            the U-Nets' arithmetic. fp32 (default): an image's bytes depend on its seed and
-                                 prompt only. bf16: autocast, oneDNN's bfloat16 kernels on a CPU, faster
-                                 (reports/perf/imagen.md) and scoring the same (reports/imagen/README.md), but
-                                 its kernels round by batch shape, so a pixel may differ by one level with the
-                                 batch an image was made in (a resumed run is then not byte-identical)
+  precision=auto|fp32|bf16       the U-Nets' arithmetic. auto (default): bf16 on a CPU with native bfloat16 kernels
+                                 (AVX-512-BF16 or AMX), fp32 elsewhere; the run config records which. bf16:
+                                 autocast, oneDNN's bfloat16 kernels, 0.73x the time of fp32 (reports/perf/imagen.md)
+                                 and scoring the same (reports/imagen/README.md); its kernels round by batch shape,
+                                 so `evalkit run` makes images in batches fixed by the run's plan (a resumed run
+                                 with the same --batch-size is byte-identical). fp32: an image's bytes depend on its
+                                 seed and prompt only
 Baseline ``guidance-0`` (the base stage without its text, so layout and colours ignore the prompt): --opt guidance=0.
 Each image uses its own seed-derived torch.Generator for all its noise, so an image depends on its seed and
-prompt only, not on the rest of its batch (in fp32; see precision). A requested size other than the cascade's is reached by resizing.
+prompt only, not on the rest of its batch (in fp32; in bf16 also on the batch's shape, see precision). A requested size other than the cascade's is reached by resizing.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, 
 SR_OPTIONS = {"sr_steps": steps_count, "sr_guidance": finite_float, "sr_sampler": str, "sr_threshold": str,
               "sr_aug_level": finite_float, "sr_start_t": finite_float}
 OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert", "precision"}
-DEFAULT_PRECISION = "fp32"
+DEFAULT_PRECISION = "auto"
 
 
 def checkpoint_label(folder: Path) -> str:
@@ -67,7 +69,7 @@ class ImagenAdapter:
 
     @classmethod
     def from_options(cls, options: AdapterOptions) -> "ImagenAdapter":
-        from evalkit.imagen.cascade import PRECISIONS, ImagenCascade
+        from evalkit.imagen.cascade import PRECISIONS, ImagenCascade, resolve_precision
         from evalkit.imagen.text_encoders import ENCODER_KINDS
 
         check_known_options(options, OPTIONS, cls.name)
@@ -79,8 +81,10 @@ class ImagenAdapter:
         device = resolve_device(options.device)
         experts = read_option(options, "expert", True, parse_bool)
         precision = read_option(options, "precision", DEFAULT_PRECISION, str)
-        if precision not in PRECISIONS:
-            raise EvalkitError(f"imagen adapter: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in ("auto", *PRECISIONS):
+            raise EvalkitError(f"imagen adapter: precision must be one of auto, {', '.join(PRECISIONS)}, "
+                               f"got {precision!r}")
+        precision = resolve_precision(precision, device)
         cascade = ImagenCascade.from_pretrained(model_path, device=device, num_stages=stages, experts=experts,
                                                 precision=precision)
         kind = cascade.stages[0].text_encoder.get("kind", "minilm")

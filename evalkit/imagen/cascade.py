@@ -38,6 +38,22 @@ EXPERT_SUFFIX = "_expert"
 PRECISIONS = ("fp32", "bf16")
 
 
+def native_bf16(device: str) -> bool:
+    """Whether `device` multiplies bfloat16 natively: a CPU with AVX-512-BF16 or AMX tiles (oneDNN emulates bfloat16
+    elsewhere, slower than float32). GPUs answer False: the cascade's GPU time is seconds either way, so float32."""
+    if torch.device(device).type != "cpu":
+        return False
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` -> ``bf16`` where the device has native bfloat16 kernels (native_bf16), else ``fp32``."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def precision_context(device: str, precision: str):
     """What the U-Nets' forward passes run under for `precision` (checked by ImagenCascade) on `device`."""
     kind = torch.device(device).type

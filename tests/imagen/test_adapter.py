@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from evalkit.adapters.base import AdapterOptions, GenerationBatch
 from evalkit.adapters.imagen import DEFAULT_CHECKPOINT, create
 from evalkit.errors import EvalkitError
+from evalkit.imagen import cascade as cascade_module
+from evalkit.imagen.cascade import native_bf16, resolve_precision
 
 from .helpers import tiny_cascade
 
@@ -17,7 +21,7 @@ def test_missing_checkpoint_and_bad_options_are_clear(tmp_path):
         create(AdapterOptions(extra={"sampler": "euler"}))
     with pytest.raises(EvalkitError, match="not a valid int"):
         create(AdapterOptions(extra={"steps": "many"}))
-    with pytest.raises(EvalkitError, match="precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(EvalkitError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
         create(AdapterOptions(extra={"precision": "fp16"}))
 
 
@@ -28,16 +32,18 @@ def test_adapter_on_a_saved_cascade(tmp_path):
     for name in ("base", "sr1"):
         path = tmp_path / f"{name}.json"
         path.write_text(path.read_text().replace('"kind": "hash"', '"kind": "minilm"').replace('"dim": 16', '"dim": 16'))
-    adapter = create(AdapterOptions(model_path=str(tmp_path), extra={"steps": "2", "sr_steps": "2", "sr_guidance": "1"}))
+    adapter = create(AdapterOptions(model_path=str(tmp_path), extra={"steps": "2", "sr_steps": "2", "sr_guidance": "1",
+                                                                     "precision": "fp32"}))
     adapter.cascade._text_encoder = cascade.text_encoder  # keep the test offline-cheap
     assert adapter.default_size == (16, 16)
     config = adapter.config()
     assert config["sampling"]["base"]["steps"] == 2 and config["sampling"]["sr1"]["guidance"] == 1.0
-    assert config["precision"] == "fp32"  # the default, recorded so fp32 and bf16 runs have different ids
+    assert config["precision"] == "fp32"
     images = adapter.generate(GenerationBatch(["a red circle", "two cats"], [1, 2], 16, 16))
     assert [im.size for im in images] == [(16, 16), (16, 16)]
     resized = adapter.generate(GenerationBatch(["a red circle"], [1], 24, 20))
     assert resized[0].size == (20, 24)
+    # in fp32 an image does not depend on its batch-mates
     assert images[0].tobytes() == adapter.generate(GenerationBatch(["a red circle"], [1], 16, 16))[0].tobytes()
 
 
@@ -48,6 +54,8 @@ def test_shipped_checkpoint_loads_by_default():
     assert adapter.config()["text_encoder"]["kind"] == "minilm"
     full = create(AdapterOptions())
     assert full.default_size == (128, 128) and len(full.checkpoint_hash()) == 16
+    # the default precision 'auto' is recorded as what it chose, so fp32 and bf16 runs have different ids
+    assert full.config()["precision"] == ("bf16" if native_bf16("cpu") else "fp32")
     # the base's high-noise expert ships with it, is named in the run config, and can be switched off
     assert full.config()["experts"] == ["base_expert"]
     without = create(AdapterOptions(extra={"expert": "false"}))
@@ -71,3 +79,16 @@ def test_precision_bf16_is_recorded_and_samples_close_to_fp32(tmp_path):
                              adapter.generate(GenerationBatch(["a red circle", "two cats"], [1, 2], 16, 16))]
     for full, half in zip(images["fp32"], images["bf16"]):
         assert np.abs(full - half).mean() < 4.0  # bfloat16 keeps 8 bits of mantissa: pixels move, images do not
+
+
+def test_auto_precision_is_bf16_only_where_bfloat16_is_native(monkeypatch):
+    for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(cascade_module.torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(cascade_module.torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolve_precision("auto", "cpu") == expected
+        assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cuda:0") == "fp32"
+    flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").is_file() else []
+    monkeypatch.undo()
+    if flags:  # the probe agrees with what the kernel says this CPU has
+        assert native_bf16("cpu") == ("avx512_bf16" in flags or "amx_bf16" in flags or "amx_tile" in flags)

@@ -8,6 +8,7 @@ run id does not depend on it.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -61,6 +62,19 @@ def test_the_same_spec_twice_gives_the_same_bytes_and_metrics(tmp_path):
     assert first.name == second.name  # one spec, one run id
     assert len(digests(first)) == 8 and digests(first) == digests(second)
     assert without_timestamps(score(first)["metrics"]) == without_timestamps(score(second)["metrics"])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_resumed_run_has_the_bytes_of_an_uninterrupted_one(tmp_path, precision):
+    """bf16 kernels round by batch shape: the resumed images are made in the plan's batches, so they match too."""
+    options = ("--opt", "steps=2", "--opt", f"precision={precision}", "--batch-size", "3")
+    once = make_run(tmp_path / "once", 2, *options)
+    resumed = make_run(tmp_path / "resumed", 2, *options)
+    planned = [row["file"] for row in csv.DictReader((resumed / "index.csv").open(encoding="utf-8"))]
+    for file in (planned[1], planned[4]):  # one in each of the plan's first two batches of 3
+        (resumed / file).unlink()
+    assert make_run(tmp_path / "resumed", 2, *options) == resumed
+    assert len(digests(once)) == 8 and digests(resumed) == digests(once)
 
 
 def test_the_manifest_records_the_machine_but_the_run_id_ignores_it(tmp_path):
