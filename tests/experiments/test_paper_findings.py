@@ -16,7 +16,7 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
     checkpoint = tiny_minilm_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "out"
     argv = ["--benchmark", "toyworld-validation", "--prompts", "3", "--images-per-prompt", "2", "--only",
-            "threshold,sr_aug", "--bootstrap", "50", "--distance-bootstrap", "20", "--model-path", str(checkpoint),
+            "threshold,sr_aug", "--bootstrap", "50", "--fd-bootstrap", "20", "--kid-bootstrap", "5", "--model-path", str(checkpoint),
             "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert paper_findings.main(argv) == 0
     text = (out / "findings.md").read_text()
