@@ -16,8 +16,8 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
     checkpoint = tiny_minilm_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "out"
     argv = ["--benchmark", "toyworld-validation", "--prompts", "3", "--images-per-prompt", "2", "--only",
-            "threshold,sr_aug", "--bootstrap", "50", "--fd-bootstrap", "20", "--kid-bootstrap", "5", "--model-path", str(checkpoint),
-            "--runs", str(tmp_path / "runs"), "--out", str(out)]
+            "threshold,sr_aug", "--bootstrap", "50", "--fd-bootstrap", "20", "--kid-bootstrap", "5",
+            "--model-path", str(checkpoint), "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert paper_findings.main(argv) == 0
     text = (out / "findings.md").read_text()
     assert "## Thresholding at w = 8" in text and "## SR noise-conditioning augmentation" in text
@@ -30,6 +30,7 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
     threshold_run = next(r["run"] for r in records if r["setting"] == "dynamic")
     manifest = json.loads((tmp_path / "runs" / threshold_run / "manifest.json").read_text())
     assert manifest["adapter"]["config"]["sampling"]["base"]["guidance"] == 8.0
+    assert manifest["adapter"]["config"]["precision"] == "bf16"  # every row in the driver's --precision
     assert (out / "report" / "threshold" / "report.html").is_file()
 
 
