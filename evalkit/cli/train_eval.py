@@ -35,19 +35,21 @@ def saved_cascade(trainer, base_folder: Path | None = None):
     """The one-stage cascade the trainer's saved files make, and how a run names it: (cascade, checkpoint).
 
     ``base_folder``: where the base of an expert being trained lives when ``trainer.out`` has none."""
-    from evalkit.adapters.imagen import checkpoint_label
-    from evalkit.imagen.cascade import ImagenCascade, Stage
+    from evalkit.adapters.imagen import DEFAULT_PRECISION, checkpoint_label
+    from evalkit.imagen.cascade import ImagenCascade, Stage, resolve_precision
+
+    precision = resolve_precision(DEFAULT_PRECISION, trainer.device)  # what `evalkit run` would sample in
 
     out = Path(trainer.config.out)
     if (out / "base.json").is_file():
         cascade = ImagenCascade.from_pretrained(out, device=trainer.device, num_stages=1,
-                                                text_encoder=trainer.text_encoder)
+                                                text_encoder=trainer.text_encoder, precision=precision)
         return cascade, checkpoint_label(out)
     if base_folder is None:
         raise EvalkitError(f"--eval-every: {out} has no base stage to score")
     base = Stage.load(base_folder, "base", trainer.device, experts=False)
     base.attach_expert(Stage.load(out, trainer.name, trainer.device))
-    cascade = ImagenCascade([base], text_encoder=trainer.text_encoder, device=trainer.device)
+    cascade = ImagenCascade([base], text_encoder=trainer.text_encoder, device=trainer.device, precision=precision)
     return cascade, f"{checkpoint_label(base_folder)} + {trainer.name} of {checkpoint_label(out)}"
 
 
