@@ -68,7 +68,7 @@ def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args
     share of their batches into the one run directory (one file per image, written atomically: no collisions); after all
     ranks are done rank 0 records the hashes, the world size and the status. Seeds depend on (prompt, sample)
     only, so the images are those a single process makes on the same device and thread count."""
-    from evalkit.runs.pipeline import finish_run, generate_missing, image_key, plan_batches, prepare_run
+    from evalkit.runs.pipeline import finish_run, generate_batches, plan_batches, prepare_run
     import numpy as np
 
     from evalkit.runs.store import open_run
@@ -86,26 +86,25 @@ def _generate_distributed(world, out: Path, spec, benchmark, adapter, rows, args
     # The plan's batches are shared out, not single images: each holds exactly the images a single process puts
     # together, and batch-mates can change a model's floating-point results (batched kernels).
     todo = [by_key[k] for k in keys]
-    batches = plan_batches(run, todo, args.batch_size)
-    mine = [[record for record in batch if image_key(record) in wanted] for batch, wanted in dist.shard(batches, world)]
+    mine = dist.shard(plan_batches(run, todo, args.batch_size), world)
     if world.is_main and keys and len(keys) < run.manifest["n_images"]:
         print(f"resuming {run.run_id}: {run.manifest['n_images'] - len(keys)} of {run.manifest['n_images']} "
               f"images already done", file=sys.stderr)
     written, error, timings = 0, None, []
     from tqdm import tqdm
 
-    with tqdm(total=len(mine), unit="img", desc=f"{run.run_id} rank 0 of {world.size}", dynamic_ncols=True,
-              disable=not world.is_main or args.quiet) as bar:
-        for batch in mine:
+    with tqdm(total=sum(len(wanted) for _, wanted in mine), unit="img", desc=f"{run.run_id} rank 0 of {world.size}",
+              dynamic_ncols=True, disable=not world.is_main or args.quiet) as bar:
+        for batch, wanted in mine:
             try:
-                written += generate_missing(run, adapter, batch, args.batch_size, progress=False,
+                written += generate_batches(run, adapter, [(batch, wanted)], len(wanted), progress=False,
                                             record_hashes=False, timings=timings)
             except EvalkitError as failure:  # named by its batch, so the message says which prompts failed
                 first = batch[0]
                 error = EvalkitError(f"the batch from prompt {first.prompt_index} sample {first.sample} "
                                      f"({len(batch)} images): {failure}")
                 break
-            bar.update(len(batch))
+            bar.update(len(wanted))
     # Every rank's batches reach generation.jsonl (rank 0 appends them, with their rank), even when one failed.
     gathered = dist.gather_objects(timings, world)
     if world.is_main:

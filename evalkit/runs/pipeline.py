@@ -176,6 +176,14 @@ def plan_batches(run: Run, missing: list[ImageRecord], batch_size: int) -> list[
 def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], batch_size: int, progress: bool = True,
                      record_hashes: bool = True, timings: list[dict] | None = None) -> int:
     """Generate and atomically save each missing image, in the plan's batches (plan_batches); returns how many were
+    written (see generate_batches)."""
+    return generate_batches(run, adapter, plan_batches(run, missing, batch_size), len(missing), progress,
+                            record_hashes, timings)
+
+
+def generate_batches(run: Run, adapter: Adapter, batches: list[tuple[list[ImageRecord], set]], n_missing: int,
+                     progress: bool = True, record_hashes: bool = True, timings: list[dict] | None = None) -> int:
+    """Make each of ``batches`` (from plan_batches) and atomically save its wanted images; returns how many were
     written.
 
     Each batch's wall time in ``adapter.generate`` (with its image count, device, keys and the adapter's optional
@@ -193,9 +201,9 @@ def generate_missing(run: Run, adapter: Adapter, missing: list[ImageRecord], bat
     device = adapter_device(adapter)
     written = 0
     hashes = HashRecorder(run)
-    with tqdm(total=total, initial=total - len(missing), unit="img", desc=run.run_id, disable=not progress,
+    with tqdm(total=total, initial=total - n_missing, unit="img", desc=run.run_id, disable=not progress,
               dynamic_ncols=True) as bar:
-        for chunk, wanted in plan_batches(run, missing, batch_size):
+        for chunk, wanted in batches:
             batch = GenerationBatch(
                 prompts=[r.prompt for r in chunk],
                 seeds=[r.seed for r in chunk],
