@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -76,10 +77,12 @@ SWEEPS = {
 }
 
 
-def evalkit(*args: str) -> str:
-    """One evalkit CLI call, as a user makes it; its stdout. A failed call stops the sweep with its one-line error."""
+def evalkit(*args: str, threads: int | None = None) -> str:
+    """One evalkit CLI call, as a user makes it; its stdout. A failed call stops the sweep with its one-line error.
+    `threads` caps the call's torch threads (OMP_NUM_THREADS) when several calls share the cores."""
     command = [sys.executable, "-m", "evalkit", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
         raise EvalkitError(f"`evalkit {' '.join(map(str, args[:3]))} ...` exited {done.returncode}: "
@@ -200,6 +203,25 @@ def pareto_figure(records: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def sweep_command(args, name: str) -> str:
+    return (f"python -m evalkit.experiments.paper_findings --benchmark {args.benchmark} --prompts {args.prompts} "
+            f"--images-per-prompt {args.images_per_prompt} --only {name} --precision {args.precision}"
+            + (f" --model-path {args.model_path}" if args.model_path else ""))
+
+
+def previous_sweeps(path: Path, keep: list[str]) -> tuple[dict[str, list[str]], list[dict]]:
+    """The sections and rows of the sweeps not rerun, from an earlier findings.json in OUT (none if absent)."""
+    if not path.is_file():
+        return {}, []
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        sections = {name: list(earlier["sections"][name]) for name in keep if name in earlier["sections"]}
+        rows = [row for row in earlier["rows"] if row["sweep"] in sections]
+    except (ValueError, KeyError, TypeError) as err:
+        raise EvalkitError(f"{path}: not a findings file this driver wrote ({err}); move it away") from None
+    return sections, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="toyworld")
@@ -230,15 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     base = read_stage_metadata(checkpoint, "base").get("sampling", {})
     defaults = {"steps": base.get("steps", 16), "guidance": base.get("guidance", 3.0)}
     args.out.mkdir(parents=True, exist_ok=True)
-    command = (f"python -m evalkit.experiments.paper_findings --benchmark {args.benchmark} --prompts {args.prompts} "
-               f"--images-per-prompt {args.images_per_prompt} --only {','.join(chosen)} --precision {args.precision}"
-               + (f" --model-path {args.model_path}" if args.model_path else ""))
-    lines = ["# The paper's sampling findings, decided", "", f"`{command}` (2 CPU threads). Every row: `evalkit run "
-             f"--model imagen --benchmark {args.benchmark} --limit {args.prompts} --images-per-prompt "
-             f"{args.images_per_prompt} --opt ...`, `evalkit score RUN --metrics toyworld,kid,fd --ref TRUTH` "
-             "(pixel-space KID / FD to the prompts' ground-truth renders) and `evalkit compare REFERENCE RUN` "
-             "(paired bootstrap over prompts; same prompts and seeds in every row). Intervals are 95%.", ""]
-    records: list[dict] = []
+    sections, records = previous_sweeps(args.out / "findings.json", keep=[n for n in SWEEPS if n not in chosen])
     truths: dict[int, Path] = {}
     for name in chosen:
         sweep = SWEEPS[name]
@@ -252,13 +266,23 @@ def main(argv: list[str] | None = None) -> int:
         report_dir = args.out / "report" / name
         evalkit("report", *runs.values(), "--out", report_dir, "--title", sweep.title,
                 *[item for label, run in runs.items() for item in ("--label", f"{run}={label}")])
-        lines += [f"## {sweep.title}", "", *table, "", f"Report with per-category tables and image grids: "
-                  f"`{report_dir / 'report.html'}` (`evalkit report` of these runs).", ""]
+        lines = [f"`{sweep_command(args, name)}` (2 CPU threads)", "", *table, "",
+                 f"Report with per-category tables and image grids: `{report_dir / 'report.html'}` (`evalkit report` "
+                 "of these runs).", ""]
         if name == "guidance":
             pareto_figure(rows, args.out / "guidance_pareto.png")
             lines += ["![guidance Pareto](guidance_pareto.png)", ""]
-    write_report(args.out / "findings.md", "\n".join(lines))
-    write_report(args.out / "findings.json", json.dumps({"command": command, "rows": records}, indent=1))
+        sections[name] = lines
+    records.sort(key=lambda r: list(SWEEPS).index(r["sweep"]))
+    text = ["# The paper's sampling findings, decided", "", "Every row: `evalkit run --model imagen --benchmark B "
+            "--limit N --images-per-prompt K --opt ...`, `evalkit score RUN --metrics toyworld,kid,fd --ref TRUTH` "
+            "(pixel-space KID / FD to the prompts' ground-truth renders) and `evalkit compare REFERENCE RUN` (paired "
+            "bootstrap over prompts; same prompts and seeds in every row). Intervals are 95%. Each sweep's section "
+            "starts with the command that made it; rerunning one sweep keeps the others' sections.", ""]
+    for name in (n for n in SWEEPS if n in sections):
+        text += [f"## {SWEEPS[name].title}", "", *sections[name]]
+    write_report(args.out / "findings.md", "\n".join(text))
+    write_report(args.out / "findings.json", json.dumps({"sections": sections, "rows": records}, indent=1))
     print(f"wrote {args.out / 'findings.md'}")
     return 0
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +60,29 @@ MODELS = (
 )
 
 
-def train(args, model: Model) -> Path:
+def train(args, model: Model, threads: int | None = None) -> Path:
     folder = args.runs / "models" / model.slug
     shared = [item for setting in args.unet_opt for item in ("--model-opt", setting)]
     evalkit("train", "imagen", "--stage", "base", "--out", folder, *shared, *model.train_options(args.dim),
             "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr, "--warmup-steps",
             args.warmup_steps, "--seed", args.seed, "--save-every", args.save_every, "--log-every", min(10, args.steps),
-            "--device", "cpu")
+            "--device", "cpu", threads=threads)
     return folder
+
+
+def train_all(args, chosen: list[Model]) -> dict[str, Path]:
+    """Train every chosen base, `--jobs` at a time with the cores split between them (a small U-Net keeps two cores
+    only partly busy, so two one-thread trainings finish sooner than the same two one after another)."""
+    if args.jobs == 1:
+        return {m.label: train(args, m) for m in chosen}
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    # the largest first, so the pool does not end on it alone
+    order = sorted(chosen, key=lambda m: -m.width)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        folders = dict(zip([m.label for m in order], pool.map(lambda m: train(args, m, threads), order)))
+    return {m.label: folders[m.label] for m in chosen}
 
 
 def parameters(folder: Path) -> int:
@@ -153,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=positive_int, default=32, help="the 1x U-Net's base channel width")
     parser.add_argument("--unet-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="a U-Net setting every model shares (passed as --model-opt to evalkit train)")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="bases trained at once, the CPU cores split between them (their training seconds then "
+                             "count shared cores)")
     parser.add_argument("--benchmark", default="toyworld")
     parser.add_argument("--prompts", type=positive_int, default=200)
     parser.add_argument("--images-per-prompt", type=int_range(2, MAX_IMAGES_PER_PROMPT), default=2)
@@ -169,14 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise EvalkitError(f"--only: unknown row {unknown[0]!r} (choose from {', '.join(m.slug for m in MODELS)})")
     chosen = [m for m in MODELS if m.slug in slugs]
-    folders = {m.label: train(args, m) for m in chosen}
+    folders = train_all(args, chosen)
     runs = {label: evaluate(args, folder) for label, folder in folders.items()}
     command = (f"python -m evalkit.experiments.scaling_study --steps {args.steps} --batch-size {args.batch_size} "
-               f"--dim {args.dim}{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark {args.benchmark} --prompts {args.prompts} --images-per-prompt "
-               f"{args.images_per_prompt} --only {','.join(m.slug for m in chosen)}")
+               f"--lr {args.lr:g} --dim {args.dim}{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark "
+               f"{args.benchmark} --prompts {args.prompts} --images-per-prompt {args.images_per_prompt} --only "
+               f"{','.join(m.slug for m in chosen)} --jobs {args.jobs}")
     header = ["model", "encoder layers", "U-Net parameters", *QUESTIONS, f"'all' vs {REFERENCE} (paired)",
               f"position vs {REFERENCE} (paired)", "training s"]
-    lines = ["# Text encoder size vs U-Net size", "", f"`{command}` (2 CPU threads). Every model: `evalkit train "
+    lines = ["# Text encoder size vs U-Net size", "", f"`{command}` ({os.cpu_count()} CPU threads"
+             f"{f', {args.jobs} trainings at a time' if args.jobs > 1 else ''}). Every model: `evalkit train "
              f"imagen --stage base` for {args.steps} steps at batch {args.batch_size} (lr {args.lr:g}, seed "
              f"{args.seed}), then `evalkit run --model imagen --model-path MODEL --opt stages=1 --benchmark "
              f"{args.benchmark} --limit {args.prompts} --images-per-prompt {args.images_per_prompt}` and `evalkit "

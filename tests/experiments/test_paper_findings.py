@@ -15,12 +15,15 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     checkpoint = tiny_minilm_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "out"
-    argv = ["--benchmark", "toyworld-validation", "--prompts", "3", "--images-per-prompt", "2", "--only",
-            "threshold,sr_aug", "--bootstrap", "50", "--fd-bootstrap", "20", "--kid-bootstrap", "5",
-            "--model-path", str(checkpoint), "--runs", str(tmp_path / "runs"), "--out", str(out)]
-    assert paper_findings.main(argv) == 0
+    common = ["--benchmark", "toyworld-validation", "--prompts", "3", "--images-per-prompt", "2", "--bootstrap", "50",
+              "--fd-bootstrap", "20", "--kid-bootstrap", "5", "--model-path", str(checkpoint), "--runs",
+              str(tmp_path / "runs"), "--out", str(out)]
+    # one sweep at a time, as a long study is run: the second call keeps the first one's section and rows
+    assert paper_findings.main([*common, "--only", "sr_aug"]) == 0
+    assert paper_findings.main([*common, "--only", "threshold"]) == 0
     text = (out / "findings.md").read_text()
-    assert "## Thresholding at w = 8" in text and "## SR noise-conditioning augmentation" in text
+    assert text.index("## Thresholding at w = 8") < text.index("## SR noise-conditioning augmentation")
+    assert "--only sr_aug" in text and "--only threshold" in text  # each section names its own command
     records = json.loads((out / "findings.json").read_text())["rows"]
     assert [r["setting"] for r in records] == ["none", "static", "dynamic", "aug 0", "aug 0.1", "aug 0.3"]
     for record in records:
@@ -32,6 +35,16 @@ def test_the_threshold_and_sr_sweeps_on_a_tiny_cascade(tmp_path, monkeypatch):
     assert manifest["adapter"]["config"]["sampling"]["base"]["guidance"] == 8.0
     assert manifest["adapter"]["config"]["precision"] == "bf16"  # every row in the driver's --precision
     assert (out / "report" / "threshold" / "report.html").is_file()
+    assert (out / "report" / "sr_aug" / "report.html").is_file()
+
+
+def test_a_findings_file_it_did_not_write_is_refused_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "findings.json").write_text('{"rows": []}')
+    with pytest.raises(EvalkitError, match="not a findings file this driver wrote"):
+        paper_findings.main(["--only", "threshold", "--out", str(out), "--runs", str(tmp_path / "runs")])
+    assert (out / "findings.json").read_text() == '{"rows": []}'
 
 
 def test_an_unknown_sweep_is_a_clear_error(tmp_path):

@@ -17,7 +17,7 @@ def test_the_reference_and_a_narrower_unet(tmp_path, monkeypatch):
     out = tmp_path / "out"
     argv = ["--steps", "2", "--batch-size", "2", "--warmup-steps", "1", "--save-every", "1", "--dim", "16", *TINY,
             "--benchmark", "toyworld-validation", "--prompts", "3", "--images-per-prompt", "2", "--bootstrap", "50",
-            "--only", "unet05", "--runs", str(tmp_path / "runs"), "--out", str(out)]
+            "--only", "unet05", "--jobs", "2", "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert scaling_study.main(argv) == 0
     records = json.loads((out / "scaling.json").read_text())["rows"]
     assert [r["slug"] for r in records] == ["enc6", "unet05"]
@@ -30,7 +30,8 @@ def test_the_reference_and_a_narrower_unet(tmp_path, monkeypatch):
     encoders = {slug: json.loads((models / slug / "base.json").read_text())["text_encoder"] for slug in by_slug}
     assert encoders["enc6"]["layers"] == [6] and encoders["unet05"]["layers"] == [6]
     assert json.loads((models / "unet05" / "base.json").read_text())["model"]["dim"] == 8
-    assert "| **encoder 6, U-Net 1x** | 6 |" in (out / "scaling.md").read_text()
+    text = (out / "scaling.md").read_text()
+    assert "| **encoder 6, U-Net 1x** | 6 |" in text and "--jobs 2" in text
     assert (out / "scaling.png").stat().st_size > 0 and (out / "report" / "report.html").is_file()
     # rerun: every model is already trained and every run made; nothing is remade
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "evals").rglob("*.png")}
