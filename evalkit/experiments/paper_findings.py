@@ -48,10 +48,16 @@ class Row:
     label: str
     options: dict = field(default_factory=dict)
 
-    def network_evaluations(self, defaults: dict) -> int | None:
-        """U-Net passes per base image: guided steps batch both branches, so 2 a step (guidance 1: 1)."""
+    def network_evaluations(self, defaults: dict) -> int:
+        """U-Net passes per base image: a guided step batches both branches, so 2; an unguided one 1. Steps from
+        t < guidance_min_t are unguided (the sampler's own rule on its own time grid), as is every step at w = 1."""
+        from evalkit.imagen.sampling import time_grid
+
         steps = int(self.options.get("steps", defaults["steps"]))
-        return steps * (1 if float(self.options.get("guidance", defaults["guidance"])) == 1.0 else 2)
+        if float(self.options.get("guidance", defaults["guidance"])) == 1.0:
+            return steps
+        min_t = float(self.options.get("guidance_min_t", defaults["guidance_min_t"]))
+        return steps + sum(1 for s in time_grid(steps)[:-1] if float(s) >= min_t)
 
 
 @dataclass(frozen=True)
@@ -250,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint = args.model_path or DEFAULT_CHECKPOINT
     base = read_stage_metadata(checkpoint, "base").get("sampling", {})
-    defaults = {"steps": base.get("steps", 16), "guidance": base.get("guidance", 3.0)}
+    defaults = {"steps": base.get("steps", 16), "guidance": base.get("guidance", 3.0),
+                "guidance_min_t": base.get("guidance_min_t", 0.0)}
     args.out.mkdir(parents=True, exist_ok=True)
     sections, records = previous_sweeps(args.out / "findings.json", keep=[n for n in SWEEPS if n not in chosen])
     truths: dict[int, Path] = {}

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.cli.args import MAX_IMAGES_PER_PROMPT, int_range, positive_float, positive_int
+from evalkit.cli.args import MAX_IMAGES_PER_PROMPT, float_range, int_range, positive_float, positive_int
 from evalkit.errors import EvalkitError
 from evalkit.experiments.common import agg_pyplot, run_as_script, save_figure, write_report
 from evalkit.experiments.paper_findings import QUESTIONS, cell, change_cell, compare, evalkit, overall_stats, run_dir
@@ -64,7 +64,7 @@ def train(args, model: Model, threads: int | None = None) -> Path:
     folder = args.runs / "models" / model.slug
     shared = [item for setting in args.unet_opt for item in ("--model-opt", setting)]
     evalkit("train", "imagen", "--stage", "base", "--out", folder, *shared, *model.train_options(args.dim),
-            "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr, "--warmup-steps",
+            "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr, "--ema-decay", args.ema_decay, "--warmup-steps",
             args.warmup_steps, "--seed", args.seed, "--save-every", args.save_every, "--log-every", min(10, args.steps),
             "--device", "cpu", threads=threads)
     return folder
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--lr", type=positive_float, default=4e-4)
     parser.add_argument("--warmup-steps", type=positive_int, default=50)
+    parser.add_argument("--ema-decay", type=float_range(0, 1, closed_high=False), default=0.999)
     parser.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0)
     parser.add_argument("--save-every", type=positive_int, default=100)
     parser.add_argument("--dim", type=positive_int, default=32, help="the 1x U-Net's base channel width")
@@ -191,14 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     folders = train_all(args, chosen)
     runs = {label: evaluate(args, folder) for label, folder in folders.items()}
     command = (f"python -m evalkit.experiments.scaling_study --steps {args.steps} --batch-size {args.batch_size} "
-               f"--lr {args.lr:g} --dim {args.dim}{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark "
+               f"--lr {args.lr:g} --ema-decay {args.ema_decay:g} --dim {args.dim}{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark "
                f"{args.benchmark} --prompts {args.prompts} --images-per-prompt {args.images_per_prompt} --only "
                f"{','.join(m.slug for m in chosen)} --jobs {args.jobs}")
     header = ["model", "encoder layers", "U-Net parameters", *QUESTIONS, f"'all' vs {REFERENCE} (paired)",
               f"position vs {REFERENCE} (paired)", "training s"]
     lines = ["# Text encoder size vs U-Net size", "", f"`{command}` ({os.cpu_count()} CPU threads"
              f"{f', {args.jobs} trainings at a time' if args.jobs > 1 else ''}). Every model: `evalkit train "
-             f"imagen --stage base` for {args.steps} steps at batch {args.batch_size} (lr {args.lr:g}, seed "
+             f"imagen --stage base` for {args.steps} steps at batch {args.batch_size} (lr {args.lr:g}, EMA {args.ema_decay:g}, seed "
              f"{args.seed}), then `evalkit run --model imagen --model-path MODEL --opt stages=1 --benchmark "
              f"{args.benchmark} --limit {args.prompts} --images-per-prompt {args.images_per_prompt}` and `evalkit "
              "score RUN --metrics toyworld`; paired comparisons by `evalkit compare` (same prompts and seeds). "

@@ -50,3 +50,31 @@ def test_a_findings_file_it_did_not_write_is_refused_not_replaced(tmp_path):
 def test_an_unknown_sweep_is_a_clear_error(tmp_path):
     with pytest.raises(EvalkitError, match="unknown sweep 'fid'"):
         paper_findings.main(["--only", "fid", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("options", [{"sampler": "ddpm", "steps": 250}, {"steps": 16}, {"steps": 10},
+                                     {"guidance": 1}, {"guidance": 8, "guidance_min_t": 0.0}])
+def test_the_passes_column_counts_what_the_sampler_calls(options):
+    """U-Net passes per image in the sweep tables, against the images a counting model sees in the real sampler."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from evalkit.imagen.diffusion import Schedule
+    from evalkit.imagen.sampling import SamplerConfig, sample
+
+    seen = []
+
+    def model(x, t, tokens, mask, lowres=None, aug_level=None):
+        seen.append(x.shape[0])
+        return torch.zeros_like(x)
+
+    model.config = SimpleNamespace(prediction="eps")
+    defaults = {"steps": 16, "guidance": 3.0, "guidance_min_t": 0.5}
+    settings = {**defaults, **options}
+    tokens, mask = torch.ones(1, 1, 4), torch.ones(1, 1, dtype=torch.bool)
+    sample(model, Schedule("cosine"), tokens, mask, [torch.Generator().manual_seed(0)], 4,
+           SamplerConfig(sampler=settings.get("sampler", "dpm++2m"), steps=settings["steps"],
+                         guidance=float(settings["guidance"]), threshold="static",
+                         guidance_min_t=settings["guidance_min_t"]))
+    assert paper_findings.Row("row", options).network_evaluations(defaults) == sum(seen)
