@@ -1,7 +1,8 @@
 """The Imagen paper's central finding in miniature: does a larger frozen text encoder help more than a larger U-Net?
 
-    python -m evalkit.experiments.scaling_study [--steps 560] [--batch-size 64] [--lr 8e-4] [--dim 24] [--benchmark toyworld]
-        [--prompts 200] [--images-per-prompt 2] [--only ROW,...] [--runs runs/scaling] [--out reports/imagen/scaling]
+    python -m evalkit.experiments.scaling_study [--steps 560] [--batch-size 64] [--lr 8e-4] [--dim 24]
+        [--benchmark toyworld] [--prompts 200] [--images-per-prompt 2] [--only ROW,...] [--jobs 1]
+        [--runs runs/scaling] [--out reports/imagen/scaling]
         -> OUT/scaling.md, OUT/scaling.json, OUT/scaling.png, OUT/report/ (evalkit report)
 
 Rows, each a base stage (32 px) trained from scratch with the same budget (steps x batch, seed, learning rate,
@@ -19,8 +20,8 @@ from its last save), then ``evalkit run --model imagen --model-path RUNS/models/
 --limit N --images-per-prompt K`` (the same prompts and hashed seeds for every row), ``evalkit score RUN --metrics
 toyworld`` and ``evalkit compare REFERENCE RUN`` (paired bootstrap over prompts). The paper (Sec. 4.4, Fig. 4)
 found that scaling the text encoder (T5 Small -> XXL) improved alignment and fidelity more than scaling the U-Net
-(300M -> 2B parameters). The defaults are the budget of ``reports/imagen/README.md`` (67 minutes of training on 2 CPU cores); it was set by
-the time available, not chosen on results.
+(300M -> 2B parameters). The defaults are the budget of ``reports/imagen/README.md`` (67 minutes of training on 2
+CPU cores), set by the time available, not chosen on results.
 """
 
 from __future__ import annotations
@@ -65,15 +66,17 @@ def train(args, model: Model, threads: int | None = None) -> Path:
     folder = args.runs / "models" / model.slug
     shared = [item for setting in args.unet_opt for item in ("--model-opt", setting)]
     evalkit("train", "imagen", "--stage", "base", "--out", folder, *shared, *model.train_options(args.dim),
-            "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr, "--ema-decay", args.ema_decay, "--warmup-steps",
-            args.warmup_steps, "--seed", args.seed, "--save-every", args.save_every, "--log-every", min(10, args.steps),
-            "--device", "cpu", threads=threads)
+            "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr, "--ema-decay", args.ema_decay,
+            "--warmup-steps", args.warmup_steps, "--seed", args.seed, "--save-every", args.save_every, "--log-every",
+            min(10, args.steps), "--device", "cpu", threads=threads)
     return folder
 
 
 def train_all(args, chosen: list[Model]) -> dict[str, Path]:
-    """Train every chosen base, `--jobs` at a time with the cores split between them (a small U-Net keeps two cores
-    only partly busy, so two one-thread trainings finish sooner than the same two one after another)."""
+    """Train every chosen base, `--jobs` at a time with the cores split between them. Measured on 2 cores for the
+    width-24 base at batch 64: 1.04 s a step at two threads, 1.88 at one, so two one-thread trainings side by side
+    finish about 10% sooner than one after another (two two-thread jobs at once were 4x slower: keep threads x jobs
+    at the core count)."""
     if args.jobs == 1:
         return {m.label: train(args, m) for m in chosen}
     from concurrent.futures import ThreadPoolExecutor
@@ -193,15 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     folders = train_all(args, chosen)
     runs = {label: evaluate(args, folder) for label, folder in folders.items()}
     command = (f"python -m evalkit.experiments.scaling_study --steps {args.steps} --batch-size {args.batch_size} "
-               f"--lr {args.lr:g} --ema-decay {args.ema_decay:g} --dim {args.dim}{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark "
+               f"--lr {args.lr:g} --ema-decay {args.ema_decay:g} --dim {args.dim}"
+               f"{''.join(f' --unet-opt {o}' for o in args.unet_opt)} --benchmark "
                f"{args.benchmark} --prompts {args.prompts} --images-per-prompt {args.images_per_prompt} --only "
                f"{','.join(m.slug for m in chosen)} --jobs {args.jobs}")
     header = ["model", "encoder layers", "U-Net parameters", *QUESTIONS, f"'all' vs {REFERENCE} (paired)",
               f"position vs {REFERENCE} (paired)", "training s"]
     lines = ["# Text encoder size vs U-Net size", "", f"`{command}` ({os.cpu_count()} CPU threads"
              f"{f', {args.jobs} trainings at a time' if args.jobs > 1 else ''}). Every model: `evalkit train "
-             f"imagen --stage base` for {args.steps} steps at batch {args.batch_size} (lr {args.lr:g}, EMA {args.ema_decay:g}, seed "
-             f"{args.seed}), then `evalkit run --model imagen --model-path MODEL --opt stages=1 --benchmark "
+             f"imagen --stage base` for {args.steps} steps at batch {args.batch_size} (lr {args.lr:g}, EMA "
+             f"{args.ema_decay:g}, seed {args.seed}), then `evalkit run --model imagen --model-path MODEL --opt stages=1 "
+             "--benchmark "
              f"{args.benchmark} --limit {args.prompts} --images-per-prompt {args.images_per_prompt}` and `evalkit "
              "score RUN --metrics toyworld`; paired comparisons by `evalkit compare` (same prompts and seeds). "
              "Intervals are 95%.", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
