@@ -11,6 +11,9 @@ Without --model-path it loads the checkpoint shipped in the package (toy-world, 
   sr_steps, sr_guidance, sr_sampler, sr_threshold, sr_aug_level, sr_start_t   both super-resolution stages
   text_encoder_path              local folder/file with the text encoder's weights (T5/CLIP checkpoints)
   expert=false                   sample without the base's high-noise expert, if the checkpoint has one
+  expert_guidance, expert_steps  base stage: w on the steps the high-noise expert takes (its band t >= t_min;
+                                 default: guidance), and how many of the `steps` start there (>= 2; default:
+                                 as many as the uniform grid puts there); need the expert
   precision=auto|fp32|bf16       the U-Nets' arithmetic. auto (default): bf16 on a CPU with native bfloat16 kernels
                                  (AVX-512-BF16 or AMX), fp32 elsewhere; the run config records which. bf16:
                                  autocast, oneDNN's bfloat16 kernels, 0.73x the time of fp32 (reports/perf/imagen.md)
@@ -40,7 +43,9 @@ BASE_OPTIONS = {"steps": steps_count, "guidance": finite_float, "sampler": str, 
                 "guidance_min_t": finite_float}
 SR_OPTIONS = {"sr_steps": steps_count, "sr_guidance": finite_float, "sr_sampler": str, "sr_threshold": str,
               "sr_aug_level": finite_float, "sr_start_t": finite_float}
-OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | {"stages", "text_encoder_path", "expert", "precision"}
+EXPERT_OPTIONS = {"expert_guidance": finite_float, "expert_steps": steps_count}
+OPTIONS = set(BASE_OPTIONS) | set(SR_OPTIONS) | set(EXPERT_OPTIONS) | {"stages", "text_encoder_path", "expert",
+                                                                        "precision"}
 DEFAULT_PRECISION = "auto"
 
 
@@ -75,7 +80,7 @@ class ImagenAdapter:
         check_known_options(options, OPTIONS, cls.name)
         # every value is parsed before the cascade loads, so a bad number costs nothing
         requested = {key: read_option(options, key, None, convert)
-                     for key, convert in {**BASE_OPTIONS, **SR_OPTIONS}.items()}
+                     for key, convert in {**BASE_OPTIONS, **SR_OPTIONS, **EXPERT_OPTIONS}.items()}
         model_path = Path(options.model_path) if options.model_path else DEFAULT_CHECKPOINT
         stages = read_option(options, "stages", None, int)
         device = resolve_device(options.device)
@@ -97,6 +102,8 @@ class ImagenAdapter:
             for stage in cascade.stages:
                 table = BASE_OPTIONS if stage.name == "base" else SR_OPTIONS
                 changes = {key.removeprefix("sr_"): requested[key] for key in table}
+                if stage.name == "base":
+                    changes.update(expert_band_changes(stage, requested))
                 sampling[stage.name] = replace(stage.sampling, **{k: v for k, v in changes.items() if v is not None}).validate()
         except ValueError as error:
             raise EvalkitError(f"imagen adapter: {error}") from None
@@ -141,6 +148,17 @@ class ImagenAdapter:
         if (batch.height, batch.width) != self.default_size:
             images = [im.resize((batch.width, batch.height), Image.BICUBIC) for im in images]
         return images
+
+
+def expert_band_changes(stage, requested: dict) -> dict:
+    """The base's sampler settings for its expert's band, from the expert_* options (none given: no change)."""
+    guidance, steps = requested["expert_guidance"], requested["expert_steps"]
+    if guidance is None and steps is None:
+        return {}
+    if stage.expert is None:
+        raise EvalkitError("imagen adapter: expert_guidance and expert_steps need the base's high-noise expert "
+                           "(this checkpoint has none, or --opt expert=false)")
+    return {"band_t": stage.expert.band[0], "band_guidance": guidance, "band_steps": steps}
 
 
 def create(options: AdapterOptions) -> ImagenAdapter:

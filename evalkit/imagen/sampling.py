@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +36,11 @@ class SamplerConfig:
     # prediction alone, one U-Net pass instead of two. Low-noise steps only refine detail the guided high-noise
     # steps laid out, so this saves time; 0 guides every step.
     guidance_min_t: float = 0.0
+    # A band of the highest noise levels, t >= band_t (the base's high-noise expert's, where the layout is
+    # decided), with its own guidance and/or number of grid steps; None: the settings above hold there too.
+    band_t: float | None = None
+    band_guidance: float | None = None
+    band_steps: int | None = None
 
     def validate(self) -> "SamplerConfig":
         if self.sampler not in SAMPLERS:
@@ -49,10 +55,33 @@ class SamplerConfig:
             raise ValueError("start_t must be in (0, 1]")
         if not 0.0 <= self.guidance_min_t <= 1.0:
             raise ValueError("guidance_min_t must be in [0, 1]")
+        if (self.band_guidance is not None or self.band_steps is not None) and self.band_t is None:
+            raise ValueError("band_guidance and band_steps need band_t (the band's lowest t)")
+        if self.band_t is not None and not 0.0 < self.band_t < 1.0:
+            raise ValueError("band_t must be in (0, 1)")
+        if self.band_steps is not None and not 2 <= self.band_steps < self.steps:
+            raise ValueError(f"band_steps must be in [2, steps) = [2, {self.steps})")
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # The band fields only when set, so configs (and the run ids hashed from them) without a band stay as they were.
+        return {k: v for k, v in asdict(self).items() if not (k.startswith("band_") and v is None)}
+
+    def step_guidance(self, s: float) -> float:
+        """w at a step from time s: the band's inside its band, 1 (unguided) below guidance_min_t."""
+        # compared in float32, as the expert's ensemble compares the grid's float32 times with its band
+        if self.band_t is not None and self.band_guidance is not None and np.float32(s) >= np.float32(self.band_t):
+            return self.band_guidance
+        return self.guidance if s >= self.guidance_min_t else 1.0
+
+    def grid(self, device=None, start: float = 1.0) -> torch.Tensor:
+        """The time grid: `steps` uniform steps from `start` to 0; with band_steps, that many steps start in the
+        band (grid points spread evenly from 1 down to band_t) and the rest spread evenly over [0, band_t]."""
+        if self.band_steps is None or start < 1.0:
+            return time_grid(self.steps, device, start)
+        high = torch.linspace(1.0, self.band_t, self.band_steps, device=device)
+        low = torch.linspace(self.band_t, 0.0, self.steps - self.band_steps + 2, device=device)
+        return torch.cat([high, low[1:]])
 
 
 def null_condition(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +132,7 @@ def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Gener
         if config.aug_level > 0:
             noise = per_image_noise(lowres.shape[1:], generators, device, lowres.dtype)
             lowres = augment_lowres(schedule, lowres, aug, noise)
-    times = time_grid(config.steps, device, config.start_t if lowres is not None else 1.0) if times is None else times.to(device)
+    times = config.grid(device, config.start_t if lowres is not None else 1.0) if times is None else times.to(device)
     if lowres is not None and float(times[0]) < 1.0:
         alpha, sigma = schedule.alpha_sigma(times[0])
         up = F.interpolate(clean_lowres, size=(image_size, image_size), mode="bilinear", align_corners=False)
@@ -114,7 +143,7 @@ def sample(model, schedule: Schedule, tokens, mask, generators: list[torch.Gener
         s, t = times[i], times[i + 1]
         alpha_s, sigma_s = schedule.alpha_sigma(s)
         alpha_t, sigma_t = schedule.alpha_sigma(t)
-        guidance = config.guidance if float(s) >= config.guidance_min_t else 1.0
+        guidance = config.step_guidance(float(s))
         output = guided_prediction(model, x, s.reshape(1), tokens, mask, guidance, lowres, aug)
         x0 = apply_threshold(predicted_x0(prediction, output, x, alpha_s, sigma_s), config.threshold, config.percentile)
         last = i == len(times) - 2 or float(sigma_t) < 1e-6

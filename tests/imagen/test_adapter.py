@@ -92,3 +92,24 @@ def test_auto_precision_is_bf16_only_where_bfloat16_is_native(monkeypatch):
     monkeypatch.undo()
     if flags:  # the probe agrees with what the kernel says this CPU has
         assert native_bf16("cpu") == ("avx512_bf16" in flags or "amx_bf16" in flags or "amx_tile" in flags)
+
+
+def test_expert_options_set_the_base_band_and_need_an_expert(tmp_path):
+    from evalkit.imagen.cascade import Stage
+
+    cascade = tiny_cascade()
+    cascade.save_pretrained(tmp_path)
+    base = cascade.stages[0]
+    Stage(name="base_expert", model=base.model, model_config=base.model_config, schedule=base.schedule,
+          sampling=base.sampling, text_encoder=base.text_encoder, band=(0.8, 1.0)).save(tmp_path)
+    for path in tmp_path.glob("*.json"):  # a loadable encoder spec, as in the test above
+        path.write_text(path.read_text().replace('"kind": "hash"', '"kind": "minilm"'))
+    folder = str(tmp_path)
+    adapter = create(AdapterOptions(model_path=folder, extra={"expert_guidance": "6", "expert_steps": "3", "steps": "8"}))
+    sampling = adapter.config()["sampling"]["base"]
+    assert (sampling["band_t"], sampling["band_guidance"], sampling["band_steps"]) == (0.8, 6.0, 3)
+    assert "band_t" not in create(AdapterOptions(model_path=folder)).config()["sampling"]["base"]
+    with pytest.raises(EvalkitError, match="band_steps must be in"):
+        create(AdapterOptions(model_path=folder, extra={"expert_steps": "8", "steps": "8"}))
+    with pytest.raises(EvalkitError, match="need the base's high-noise expert"):
+        create(AdapterOptions(model_path=folder, extra={"expert_guidance": "6", "expert": "false"}))

@@ -204,3 +204,40 @@ def test_a_low_resolution_expert_sees_only_its_own_resolution():
     for bad in ({"prediction": "eps", "work_size": 4}, {"prediction": "x0", "work_size": 3}):
         with pytest.raises(ValueError, match="work_size"):
             build_model({**tiny_base_config(), **bad})
+
+
+def test_the_expert_band_gets_its_own_guidance_and_step_count():
+    """band_steps puts that many grid steps in [band_t, 1] (the ensemble's expert takes exactly those) and
+    band_guidance guides those steps with its own w; without band fields a config is what it was."""
+    calls = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, name, scale):
+            super().__init__()
+            self.name, self.scale, self.config = name, scale, SimpleNamespace(prediction="x0")
+
+        def forward(self, x, t, tokens, mask, lowres=None, aug_level=None):
+            calls.append((self.name, x.shape[0], round(float(t[0]), 4)))
+            return self.scale * torch.tanh(x) + 0.2 * tokens.sum(dim=(1, 2)).reshape(-1, 1, 1, 1)
+
+    ensemble = NoiseBandEnsemble(Recording("main", 0.5), Recording("expert", 0.3), 0.78, SCHEDULE)
+    tokens, mask = torch.ones(2, 1, 4), torch.ones(2, 1, dtype=torch.bool)
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(2)]  # noqa: E731
+    plain = SamplerConfig(steps=16, guidance=3.0, threshold="static", guidance_min_t=0.5)
+    uniform = sample(ensemble, SCHEDULE, tokens, mask, gens(), 8, plain)
+    assert [n for n, _, _ in calls].count("expert") == 4  # 1, 0.9375, 0.875, 0.8125 on the uniform grid
+    calls.clear()
+    six = replace(plain, band_t=0.78, band_steps=6, band_guidance=5.0).validate()
+    banded = sample(ensemble, SCHEDULE, tokens, mask, gens(), 8, six)
+    assert [(n, b) for n, b, _ in calls[:6]] == [("expert", 4)] * 6 and all(n == "main" for n, _, _ in calls[6:])
+    assert len(calls) == 16 and calls[5][2] == 0.78 and not torch.allclose(banded, uniform)
+    assert [six.step_guidance(float(s)) for s in six.grid()[:-1]] == [5.0] * 6 + [3.0] * 3 + [1.0] * 7
+    # the band's w equal to the stage's and its step count equal to the uniform grid's: the same images
+    calls.clear()
+    same = sample(ensemble, SCHEDULE, tokens, mask, gens(), 8, replace(plain, band_t=0.78, band_guidance=3.0))
+    assert torch.equal(same, uniform)
+    assert plain.to_dict() == SamplerConfig(**plain.to_dict()).to_dict() and "band_t" not in plain.to_dict()
+    for bad, match in (({"band_steps": 6}, "need band_t"), ({"band_t": 1.0}, "band_t"),
+                       ({"band_t": 0.78, "band_steps": 1}, "band_steps"), ({"band_t": 0.78, "band_steps": 16}, "band_steps")):
+        with pytest.raises(ValueError, match=match):
+            replace(plain, **bad).validate()
