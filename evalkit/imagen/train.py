@@ -53,6 +53,7 @@ class TrainConfig:
     loss_weighting: str = "min-snr"  # min-snr | truncated-snr | none (see diffusion.loss_weights)
     high_noise_share: float = 0.0  # share of each batch with t in diffusion.HIGH_NOISE_BAND (sample_times)
     expert_band: float | None = None  # train the base's high-noise expert for t in [expert_band, 1] (experts.py)
+    band_power: float = 1.0  # an expert's t inside its band: 1 uniform, > 1 nearer t = 1 (diffusion.sample_times)
     text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
     text_encoder_path: str | None = None
     model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
@@ -139,6 +140,10 @@ class Trainer:
                 raise EvalkitError(f"--expert-band {config.expert_band}: the band [T_MIN, 1] needs T_MIN in (0, 1)")
             if config.high_noise_share:
                 raise EvalkitError("--expert-band trains on its band only; drop --high-noise-share")
+        if not config.band_power >= 1.0:
+            raise EvalkitError(f"--band-power {config.band_power}: must be >= 1 (1 draws t uniformly in the band)")
+        if config.band_power != 1.0 and config.expert_band is None:
+            raise EvalkitError("--band-power shapes t inside an expert's band; it needs --expert-band")
         self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
         self.init_stage = init_source(config.init_from, self.name, config.stage) if config.init_from else None
         # an expert defaults to v: from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
@@ -220,6 +225,8 @@ class Trainer:
             training["loss_weighting"] = self.config.loss_weighting
         if self.config.high_noise_share:
             training["high_noise_share"] = self.config.high_noise_share
+        if self.config.band_power != 1.0:
+            training["band_power"] = self.config.band_power
         if self.config.init_from:
             training["init_from"] = self.init_from or self.config.init_from
         if self.config.toy_mix:
@@ -248,7 +255,8 @@ class Trainer:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             share, band = (1.0, self.band) if self.band else (config.high_noise_share, HIGH_NOISE_BAND)
             loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
-                                  weighting=config.loss_weighting, high_noise_share=share, band=band)
+                                  weighting=config.loss_weighting, high_noise_share=share, band=band,
+                                  band_power=config.band_power)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:

@@ -152,6 +152,37 @@ def test_expert_training_draws_t_from_its_band_and_saves_beside_the_base(tmp_pat
         Trainer(TrainConfig(stage="sr1", out=str(tmp_path / "x"), expert_band=0.7, device="cpu"), text_encoder=HashTextEncoder())
 
 
+def test_band_power_puts_the_expected_share_of_t_next_to_the_top_of_the_band(tmp_path):
+    import evalkit.imagen.diffusion as diffusion
+
+    generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    uniform = diffusion.sample_times(20000, 1.0, generator=generator(), band=(0.78, 1.0))
+    assert torch.equal(uniform, 0.78 + 0.22 * torch.rand(20000, generator=generator()))  # power 1: drawn as before
+    tilted = diffusion.sample_times(20000, 1.0, generator=generator(), band=(0.78, 1.0), band_power=3.0)
+    assert bool((tilted >= 0.78).all()) and bool((tilted <= 1.0).all())
+    top = 1.0 - 0.14 * 0.22  # the band's top 14%: share 0.14^(1/3) = 0.519 of the draws, not 0.14
+    assert abs(float((tilted >= top).float().mean()) - 0.14 ** (1 / 3)) < 0.015
+    assert abs(float((uniform >= top).float().mean()) - 0.14) < 0.015
+    with pytest.raises(ValueError, match="band_power"):
+        diffusion.sample_times(4, 1.0, band=(0.78, 1.0), band_power=0.5)
+    tiny = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (1,), "cond_dim": 16, "heads": 2,
+            "image_size": 8}
+
+    def config(out, **changes):
+        return TrainConfig(stage="base", out=str(out), steps=1, batch_size=4, lr=1e-3, warmup_steps=1, save_every=1,
+                           model=tiny, device="cpu", **changes)
+
+    with pytest.raises(EvalkitError, match="needs --expert-band"):
+        Trainer(config(tmp_path / "a", band_power=2.0), text_encoder=HashTextEncoder(max_tokens=16))
+    with pytest.raises(EvalkitError, match="must be >= 1"):
+        Trainer(config(tmp_path / "b", band_power=0.5, expert_band=0.7), text_encoder=HashTextEncoder(max_tokens=16))
+    trainer = Trainer(config(tmp_path / "c", band_power=3.0, expert_band=0.7), text_encoder=HashTextEncoder(max_tokens=16))
+    trainer.run()
+    assert json.loads((tmp_path / "c" / "base_expert.json").read_text())["training"]["band_power"] == 3.0
+    plain = Trainer(config(tmp_path / "d", expert_band=0.7), text_encoder=HashTextEncoder(max_tokens=16))
+    assert "band_power" not in plain.stage().training  # configs trained without it read as before
+
+
 def test_an_expert_fine_tune_starts_from_the_checkpoints_expert_and_else_from_its_base(tmp_path):
     tiny = {"dim": 8, "channel_mults": (1, 2), "num_res_blocks": 1, "attn_levels": (1,), "cond_dim": 16, "heads": 2,
             "image_size": 8}
