@@ -9,6 +9,11 @@ reused on a rerun) and scored by the toyworld metric, grouped by kind: how often
 (the ``colour`` question), how often the region / relation holds (``position``), how often it holds among the
 images whose colours were found (chance there is about 1/3 for a region, 1/4 for a relation), and the
 random-scenes baseline of the same prompts.
+
+A second table splits the relation images whose two colours were found by what the model drew: the named
+relation, its reverse (the objects on the right axis in the wrong order: "left of" drawn as "right of"), or
+neither (the other axis). A model that reads the relation word's axis but not which colour is its subject lands
+at half and half between the first two.
 """
 
 from __future__ import annotations
@@ -23,6 +28,41 @@ from evalkit.experiments.common import REPORTS_DIR, run_as_script, shipped_check
 from evalkit.experiments.runs import RUNS_DIR, cell, generate_and_score, sub_cascade
 
 KINDS = (("region", "~1/3"), ("relation", "1/4"))
+REVERSE = {"left_of": "right_of", "right_of": "left_of", "above": "below", "below": "above"}
+ORDERS = ("as named", "reversed", "other axis")
+
+
+def relation_order(records, image_paths) -> dict[str, dict[str, int]]:
+    """Per relation word, how many images with both named colours drew it as named / reversed / on the other axis."""
+    from evalkit.images import open_rgb
+    from evalkit.metrics.toyworld import spec_of
+    from evalkit.toyworld.analyzer import analyze, score_objects
+
+    counts: dict[str, dict[str, int]] = {}
+    for record, path in zip(records, image_paths):
+        spec = spec_of(record)
+        relation = spec.get("relation")
+        if not relation:
+            continue
+        found = analyze(open_rgb(path))
+        verdict = score_objects(found, spec)
+        if not verdict["colour"]:
+            continue
+        reverse = score_objects(found, {**spec, "relation": {**relation, "rel": REVERSE[relation["rel"]]}})
+        order = "as named" if verdict["position"] else "reversed" if reverse["position"] else "other axis"
+        row = counts.setdefault(relation["rel"], dict.fromkeys(ORDERS, 0))
+        row[order] += 1
+    return counts
+
+
+def order_lines(counts: dict[str, dict[str, int]]) -> list[str]:
+    total = {order: sum(row[order] for row in counts.values()) for order in ORDERS}
+    lines = []
+    for name, row in [*sorted(counts.items()), ("all relations", total)]:
+        n = sum(row.values())
+        lines.append(f"| {name} | {n} | " + " | ".join(f"{row[o]} ({row[o] / n:.0%})" if n else "-" for o in ORDERS)
+                     + " |")
+    return lines
 
 
 def position_kind(answers) -> str | None:
@@ -76,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     benchmark = load_benchmark(args.benchmark)
     flags = " --no-expert" if args.no_expert else ""
     lines, scored = breakdown(cascade, checkpoint_label(checkpoint), benchmark, args.images_per_prompt, args.runs)
+    records = scored.run.completed_records()
+    order = order_lines(relation_order(records, [scored.run.image_path(r) for r in records]))
     text = "\n".join([
         f"# Position accuracy by kind ({len(cascade.stages)}-stage cascade, {cascade.image_size} px, "
         f"Positional prompts of `{benchmark.name}`)", "",
@@ -83,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--images-per-prompt {args.images_per_prompt}{flags}` (checkpoint `{Path(checkpoint).name}`; run "
         f"`{scored.run.run_id}`). Shares of images with 95% Wilson intervals and N.", "",
         "| kind | prompts | named colours found | position holds | holds, colours found | chance given colours | "
-        "random scenes |", "| --- | --- | --- | --- | --- | --- | --- |", *lines, ""])
+        "random scenes |", "| --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+        "Relation images with both named colours found, by what was drawn:", "",
+        "| relation | images | as named | reversed | other axis |", "| --- | --- | --- | --- | --- |", *order, ""])
     write_report(args.out, text)
     print(text)
     return 0
