@@ -137,7 +137,8 @@ def sample_times(batch: int, high_noise_share: float = 0.0, device=None, generat
     Inside the band, t = high - (high - low) * u^band_power with u ~ U(0, 1): power 1 is uniform (drawn as before,
     so old runs repeat), power p > 1 puts the share q^(1/p) of the draws in the band's top fraction q (p = 3: 52%
     in the top 14% instead of 14%), next to t = high, where x_t shows next to nothing and the text alone must say
-    which object goes where; the relation words' colour order is learned there or not at all (reports/imagen)."""
+    which object goes where (reports/imagen/README.md, 2026-12-03: power 3 did not teach the expert the colour
+    order of relations)."""
     if not 0.0 <= high_noise_share <= 1.0:
         raise ValueError(f"high_noise_share must be in [0, 1], got {high_noise_share}")
     if not band_power >= 1.0:
