@@ -11,8 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "benchmarks").resolve()
 
-if SHARED_DATA.is_dir():
-    os.environ.setdefault("EVALKIT_DATA", str(SHARED_DATA))
+if os.environ.get("EVALKIT_DATA"):
+    # tests run evalkit in other folders (an installed wheel from tmp): a relative setting keeps meaning the folder
+    # it named where the tests were started
+    os.environ["EVALKIT_DATA"] = str(Path(os.environ["EVALKIT_DATA"]).resolve())
+elif SHARED_DATA.is_dir():
+    os.environ["EVALKIT_DATA"] = str(SHARED_DATA)
 os.environ["EVALKIT_OFFLINE"] = "1"  # benchmark downloads fail fast instead of reaching out
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
