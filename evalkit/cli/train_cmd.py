@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--band-power", type=float_range(1, 100), default=1.0, metavar="P",
                    help="with --expert-band: t = 1 - (1 - T_MIN) * u^P, u uniform; P > 1 trains more near t = 1, "
                         "where the text alone places the objects (default 1: uniform in the band)")
+    p.add_argument("--grounding-weight", type=float_range(0, 100), default=0.0, metavar="W",
+                   help="toy world: add W x the token-grounding loss, which puts each colour/shape word's text "
+                        "attention on its object's pixels (evalkit/imagen/grounding.py; default 0: off)")
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--text-encoder", choices=["minilm", "t5", "clip"], default="minilm")
     p.add_argument("--text-encoder-path", default=None, help="local weights (folder for minilm/t5, file for clip)")
@@ -133,6 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
         cond_drop=args.cond_drop, aug_max=args.aug_max, schedule=args.schedule,
         min_snr_gamma=args.min_snr_gamma or None, loss_weighting=args.loss_weighting,
         high_noise_share=args.high_noise_share, expert_band=args.expert_band, band_power=args.band_power,
+        grounding_weight=args.grounding_weight,
         text_encoder=encoder, text_encoder_path=args.text_encoder_path,
         model=_model_overrides(args.model_opt), device=args.device, seed=args.seed, save_every=args.save_every,
         log_every=args.log_every, workers=args.workers, resume=not args.no_resume, max_minutes=args.max_minutes,

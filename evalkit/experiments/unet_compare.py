@@ -30,7 +30,7 @@ KINDS = ("efficient", "plain")
 def validation_loss(trainer, batch) -> float:
     from evalkit.imagen.diffusion import diffusion_loss
 
-    images, lowres, captions = batch
+    images, lowres, captions, _ = batch
     text = trainer.text_encoder.encode(captions)
     model = trainer.model.eval()
     generator = torch.Generator().manual_seed(1234)  # same t and noise for every evaluation and both models
@@ -41,7 +41,7 @@ def validation_loss(trainer, batch) -> float:
 
 def sampling_forward_seconds(trainer, batch, repeats: int = 5) -> float:
     """Median seconds of one forward pass at sampling (batch 8, or the validation set if smaller)."""
-    images, lowres, captions = batch
+    images, lowres, captions, _ = batch
     n = min(8, len(captions))
     text = trainer.text_encoder.encode(captions[:n])
     model = trainer.model.eval()

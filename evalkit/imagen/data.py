@@ -1,4 +1,4 @@
-"""Training data for one stage: (target image at the stage size, low-res image or None, caption) batches.
+"""Training data for one stage: (target image at the stage size, low-res image or None, caption, word masks or None) batches.
 
 Sources: the procedural toy world (`toyworld`), or a folder DIR of images (any of evalkit.images.IMAGE_SUFFIXES) each with a caption
 in a same-stem `.txt` file beside it (`DIR/cat.png` + `DIR/cat.txt`); images are centre-cropped square and resized.
@@ -30,11 +30,14 @@ class StageBatches(torch.utils.data.Dataset):
     """Item `step` = one training batch; used through a DataLoader so workers render ahead of the GPU."""
 
     def __init__(self, source: str, size: int, lowres_size: int | None, batch_size: int, seed: int = 0,
-                 toy_mix: dict[str, float] | None = None):
+                 toy_mix: dict[str, float] | None = None, grounding: bool = False):
         from evalkit.toyworld.scenes import category_weights
 
         self.size, self.lowres_size, self.batch_size, self.seed = size, lowres_size, batch_size, seed
         self.source = source
+        if grounding and source != "toyworld":
+            raise EvalkitError(f"--grounding-weight needs object masks: only --data toyworld has them, not {source}")
+        self.grounding = grounding
         self.toy_weights = category_weights(toy_mix)
         self.files: list[Path] = []
         if source != "toyworld":
@@ -49,11 +52,19 @@ class StageBatches(torch.utils.data.Dataset):
         return 2**62
 
     def __getitem__(self, step: int):
+        """(images, low-res images or None, captions, each caption's grounding.word_targets or None)."""
+        words = None
         if self.source == "toyworld":
-            from evalkit.toyworld.data import batch_arrays
+            from evalkit.imagen.grounding import word_targets
+            from evalkit.toyworld.data import training_scenes
+            from evalkit.toyworld.render import render_array
 
             first = (self.seed * 1_000_003 + step) * self.batch_size
-            array, captions, _ = batch_arrays(range(first, first + self.batch_size), self.size, "train", self.toy_weights)
+            pairs = training_scenes(range(first, first + self.batch_size), "train", self.toy_weights)
+            array = np.stack([render_array(scene, self.size) for scene, _ in pairs])
+            captions = [text for _, text in pairs]
+            if self.grounding:
+                words = [word_targets(scene, text, self.size) for scene, text in pairs]
         else:
             rng = np.random.default_rng([self.seed, step])
             picks = rng.integers(0, len(self.files), self.batch_size)
@@ -61,7 +72,7 @@ class StageBatches(torch.utils.data.Dataset):
             captions = [self.files[i].with_suffix(".txt").read_text(encoding="utf-8").strip() for i in picks]
         images = to_tensor(array)
         lowres = downsample(images, self.lowres_size) if self.lowres_size else None
-        return images, lowres, captions
+        return images, lowres, captions, words
 
     def _load(self, path: Path) -> np.ndarray:
         return center_crop_resize(load_rgb(path), self.size)

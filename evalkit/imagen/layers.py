@@ -180,6 +180,9 @@ class TextAttention(nn.Module):
         self.out = nn.Linear(channels, channels)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # A list while `grounding.recorded_text_attention` is open: the text part of each forward's attention
+        # probabilities is appended to it (training with --grounding-weight); None: the fused kernel alone.
+        self.recorded: list | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -199,6 +202,12 @@ class TextAttention(nn.Module):
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(b, t.shape[1], self.heads, c // self.heads).transpose(1, 2)
 
-        attn = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask[:, None, None, :])
+        if self.recorded is None:
+            attn = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask[:, None, None, :])
+        else:  # the same attention written out, to keep its probabilities
+            scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(c // self.heads)
+            probs = scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)
+            self.recorded.append(probs[..., h * w:] if self.self_attention else probs)
+            attn = probs @ split(v)
         attn = attn.transpose(1, 2).reshape(b, h * w, c)
         return x + self.out(attn).transpose(1, 2).reshape(b, c, h, w)

@@ -4,7 +4,7 @@ conditioning dropout for classifier-free guidance, atomic checkpoints with resum
 Output folder layout (a cascade checkpoint folder, see cascade.py):
   <out>/<stage>.json, <out>/<stage>.safetensors     EMA weights, what sampling loads
   <out>/train/<stage>/state.pt                         full training state for --resume
-  <out>/train/<stage>/loss.csv                         step, loss, lr, seconds
+  <out>/train/<stage>/loss.csv                         step, loss, lr, seconds (+ grounding with --grounding-weight)
 A noise-level expert (`expert_band`, experts.py) is saved as the stage `<stage>_expert` in the same layout.
 """
 
@@ -15,6 +15,7 @@ import io
 import math
 import pickle
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from evalkit.imagen.cascade import EXPERT_SUFFIX, STAGE_NAMES, Stage, read_stage
 from evalkit.imagen.data import StageBatches, collate
 from evalkit.imagen.diffusion import HIGH_NOISE_BAND, LOSS_WEIGHTINGS, Schedule, augment_lowres, diffusion_loss
 from evalkit.imagen.efficient_unet import build_model
+from evalkit.imagen.grounding import build_targets, grounding_loss, recorded_text_attention
 from evalkit.imagen.presets import default_sampling, model_config
 from evalkit.imagen.text_encoders import load_text_encoder
 
@@ -54,6 +56,7 @@ class TrainConfig:
     high_noise_share: float = 0.0  # share of each batch with t in diffusion.HIGH_NOISE_BAND (sample_times)
     expert_band: float | None = None  # train the base's high-noise expert for t in [expert_band, 1] (experts.py)
     band_power: float = 1.0  # an expert's t inside its band: 1 uniform, > 1 nearer t = 1 (diffusion.sample_times)
+    grounding_weight: float = 0.0  # toy world: + w * the token-grounding loss on text attention (grounding.py)
     text_encoder: dict = field(default_factory=lambda: {"kind": "minilm", "max_tokens": 32})
     text_encoder_path: str | None = None
     model: dict = field(default_factory=dict)  # overrides of the preset U-Net config
@@ -144,6 +147,10 @@ class Trainer:
             raise EvalkitError(f"--band-power {config.band_power}: must be >= 1 (1 draws t uniformly in the band)")
         if config.band_power != 1.0 and config.expert_band is None:
             raise EvalkitError("--band-power shapes t inside an expert's band; it needs --expert-band")
+        if not (math.isfinite(config.grounding_weight) and config.grounding_weight >= 0.0):
+            raise EvalkitError(f"--grounding-weight {config.grounding_weight}: must be a finite number >= 0")
+        if config.grounding_weight and config.data != "toyworld":
+            raise EvalkitError(f"--grounding-weight needs object masks: only --data toyworld has them, not {config.data}")
         self.name = config.stage + (EXPERT_SUFFIX if config.expert_band is not None else "")
         self.init_stage = init_source(config.init_from, self.name, config.stage) if config.init_from else None
         # an expert defaults to v: from eps, x0 near t = 1 is ill-conditioned (diffusion.predicted_x0)
@@ -175,6 +182,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model.parameters(), config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
         self.step = 0
+        self.last_grounding: float | None = None
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         if config.resume and self.state_path.is_file():
             self._load_state()
@@ -227,6 +235,8 @@ class Trainer:
             training["high_noise_share"] = self.config.high_noise_share
         if self.config.band_power != 1.0:
             training["band_power"] = self.config.band_power
+        if self.config.grounding_weight:
+            training["grounding_weight"] = self.config.grounding_weight
         if self.config.init_from:
             training["init_from"] = self.init_from or self.config.init_from
         if self.config.toy_mix:
@@ -239,10 +249,20 @@ class Trainer:
         return None if self.config.expert_band is None else (float(self.config.expert_band), 1.0)
 
     # --- the loop ----------------------------------------------------------------------------------------
-    def train_step(self, images, lowres, captions) -> float:
+    def train_step(self, images, lowres, captions, words=None) -> float:
+        """One optimizer step; `words` (grounding.word_targets per caption) adds the grounding loss when
+        `grounding_weight` > 0. Returns the diffusion loss (the grounding loss goes to `last_grounding`)."""
         config = self.config
         text = self.text_encoder.encode(captions).to(self.device)
         tokens, mask = drop_condition(text.tokens, text.mask, config.cond_drop, self.generator)
+        targets = None
+        if config.grounding_weight and words is not None:
+            tokenizer = getattr(self.text_encoder, "tokenizer", None)
+            if tokenizer is None:
+                raise EvalkitError(f"--grounding-weight needs a text encoder with a tokenizer, not {self.text_encoder.kind}")
+            targets = build_targets(tokenizer, captions, words, mask.shape[1] + 1, self.text_encoder.max_tokens)
+            targets.valid &= mask.any(1).cpu()[:, None]  # rows whose text was dropped have nothing to ground
+            targets = targets.to(self.device)
         images = images.to(self.device, non_blocking=True)
         aug = None
         if lowres is not None:
@@ -254,11 +274,14 @@ class Trainer:
         use_amp = config.mixed_precision and self.device.startswith("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             share, band = (1.0, self.band) if self.band else (config.high_noise_share, HIGH_NOISE_BAND)
-            loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug, config.min_snr_gamma,
-                                  weighting=config.loss_weighting, high_noise_share=share, band=band,
-                                  band_power=config.band_power)
+            with recorded_text_attention(self.model) if targets is not None else nullcontext([]) as maps:
+                loss = diffusion_loss(self.model, self.schedule, images, tokens, mask, lowres, aug,
+                                      config.min_snr_gamma, weighting=config.loss_weighting, high_noise_share=share,
+                                      band=band, band_power=config.band_power)
+            grounding = grounding_loss(maps, targets) if targets is not None else None
+        self.last_grounding = None if grounding is None else float(grounding.detach())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if grounding is None else loss + config.grounding_weight * grounding).backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
@@ -272,30 +295,39 @@ class Trainer:
         config = self.config
         size = int(self.model_config["image_size"])
         lowres_size = self.model_config.get("lowres_size")
-        dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed, config.toy_mix)
+        dataset = StageBatches(config.data, size, lowres_size, config.batch_size, config.seed, config.toy_mix,
+                               grounding=bool(config.grounding_weight))
         end = min(config.steps, config.stop_at or config.steps)
         sampler = range(self.step, end)
         loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=collate,
                                              num_workers=config.workers, pin_memory=self.device.startswith("cuda"),
                                              persistent_workers=False, prefetch_factor=4 if config.workers else None)
-        start, losses, first_loss = time.time(), [], None
+        start, losses, groundings, first_loss = time.time(), [], [], None
         log_exists = self.log_path.is_file()
         self.train_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a", encoding="utf-8")
         if not log_exists:
-            log.write("step,loss,lr,seconds\n")
+            log.write("step,loss,lr,seconds" + (",grounding" if config.grounding_weight else "") + "\n")
         bar = tqdm(total=config.steps, initial=self.step, desc=f"train {self.name}", unit="step")
         try:
-            for images, lowres, captions in loader:
-                loss = self.train_step(images, lowres, captions)
+            for images, lowres, captions, words in loader:
+                loss = self.train_step(images, lowres, captions, words)
                 first_loss = loss if first_loss is None else first_loss
                 losses.append(loss)
+                if self.last_grounding is not None:
+                    groundings.append(self.last_grounding)
                 bar.update(1)
                 if self.step % config.log_every == 0:
                     mean = sum(losses[-config.log_every:]) / len(losses[-config.log_every:])
-                    log.write(f"{self.step},{mean:.5f},{self.scheduler.get_last_lr()[0]:.3e},{time.time() - start:.1f}\n")
+                    row = f"{self.step},{mean:.5f},{self.scheduler.get_last_lr()[0]:.3e},{time.time() - start:.1f}"
+                    postfix = {"loss": f"{mean:.4f}"}
+                    if config.grounding_weight:
+                        recent = groundings[-config.log_every:]
+                        grounding = sum(recent) / max(1, len(recent))
+                        row, postfix["grounding"] = row + f",{grounding:.5f}", f"{grounding:.4f}"
+                    log.write(row + "\n")
                     log.flush()
-                    bar.set_postfix(loss=f"{mean:.4f}")
+                    bar.set_postfix(**postfix)
                 out_of_time = config.max_minutes is not None and time.time() - start > 60 * config.max_minutes
                 if self.step % config.save_every == 0 or self.step == end or out_of_time:
                     self.save()

@@ -29,17 +29,20 @@ def example(seed: int, size: int, split: str = "train") -> tuple[Image.Image, st
     return Image.fromarray(render_array(scene, size), mode="RGB"), text, scene.category
 
 
+def training_scenes(seeds: Sequence[int], split: str = "train",
+                    weights: tuple[float, ...] = CATEGORY_WEIGHTS) -> list[tuple[Scene, str]]:
+    """(scene, caption) for each seed, categories drawn with `weights`: what `batch_arrays` renders."""
+    return [_scene_and_caption(int(seed), split, weights) for seed in seeds]
+
+
 def batch_arrays(seeds: Sequence[int], size: int, split: str = "train",
                  weights: tuple[float, ...] = CATEGORY_WEIGHTS) -> tuple[np.ndarray, list[str], list[str]]:
     """Many examples at once: a (N, size, size, 3) uint8 array, captions and categories (drawn with `weights`)."""
-    images = np.empty((len(seeds), size, size, 3), dtype=np.uint8)
-    captions, categories = [], []
-    for i, seed in enumerate(seeds):
-        scene, text = _scene_and_caption(int(seed), split, weights)
+    pairs = training_scenes(seeds, split, weights)
+    images = np.empty((len(pairs), size, size, 3), dtype=np.uint8)
+    for i, (scene, _) in enumerate(pairs):
         images[i] = render_array(scene, size)
-        captions.append(text)
-        categories.append(scene.category)
-    return images, captions, categories
+    return images, [text for _, text in pairs], [scene.category for scene, _ in pairs]
 
 
 # The two prompt sets, both of held-out colour x shape combinations, drawn from separate seeds: checkpoints and

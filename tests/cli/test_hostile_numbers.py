@@ -162,7 +162,7 @@ FLAGS = {
     ("study", "summarize", "--db", "D"): ["--bootstrap", "--seed"],
     ("train", "imagen", "--stage", "base"): ["--steps", "--batch-size", "--lr", "--warmup-steps", "--ema-decay",
                                              "--grad-clip", "--cond-drop", "--aug-max", "--min-snr-gamma",
-                                             "--high-noise-share", "--expert-band", "--band-power", "--max-tokens", "--seed",
+                                             "--high-noise-share", "--expert-band", "--band-power", "--grounding-weight", "--max-tokens", "--seed",
                                              "--save-every", "--log-every", "--workers", "--max-minutes", "--stop-at",
                                              "--eval-every", "--eval-prompts", "--eval-images-per-prompt"],
 }
